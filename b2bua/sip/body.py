@@ -1,0 +1,287 @@
+"""Message bodies: media types and multipart bodies (RFC 2045/2046, RFC 5621).
+
+Bodies are bytes. A multipart body is split into parts that keep their exact bytes
+(headers included), so relaying an unmodified body re-emits the original bytes, part
+headers such as Content-ID and Content-Disposition included (several peers lose them;
+see docs). The splitter is tolerant of what real clients send and records each thing
+it had to tolerate in `defects`, for the PIDF-LO S-checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .grammar import Params, split_outside_quotes
+
+# RFC 2045 §5.1 tspecials: a boundary containing one must be quoted.
+_TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
+
+
+@dataclass(eq=False)
+class MediaType:
+    """`type/subtype;params`; type and subtype lower-cased, params as written."""
+
+    type: str
+    subtype: str
+    params: Params = field(default_factory=Params)
+    defects: list[str] = field(default_factory=list)
+
+    @property
+    def mime(self) -> str:
+        return f"{self.type}/{self.subtype}"
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.type == "multipart"
+
+    @property
+    def boundary(self) -> str | None:
+        value = self.params.get("boundary")
+        if value is None:
+            return None
+        value = value.strip()
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            return value[1:-1]
+        return value
+
+    @property
+    def charset(self) -> str | None:
+        value = self.params.get("charset")
+        return value.strip('"').lower() if value else None
+
+    def __str__(self) -> str:
+        return f"{self.mime}{self.params}"
+
+
+def parse_media_type(value: str) -> MediaType | None:
+    """Parse a Content-Type value; None when it is not `type/subtype`.
+
+    Tolerant: `application/sdp ; charset=utf-8` (space before `;`) and an unquoted boundary
+    holding tspecials such as `boundary= ------=_NextPart_000` (Microsoft's E911 example)
+    both parse; the second is recorded as defects.
+    """
+    head, _, rest = value.partition(";")
+    kind, slash, sub = head.strip().partition("/")
+    kind, sub = kind.strip().lower(), sub.strip().lower()
+    if not slash or not kind or not sub:
+        return None
+    defects: list[str] = []
+    items: list[tuple[str, str | None]] = []
+    for chunk in split_outside_quotes(rest, ";") if rest else []:
+        name, eq, raw_value = chunk.partition("=")
+        name = name.strip()
+        if not name:
+            continue
+        if not eq:
+            items.append((name, None))
+            continue
+        if name.lower() == "boundary":
+            if raw_value[:1] in (" ", "\t") or (raw_value.rstrip() != raw_value):
+                defects.append("boundary-whitespace")
+            stripped = raw_value.strip()
+            if not (stripped.startswith('"') and stripped.endswith('"')) and any(c in _TSPECIALS for c in stripped):
+                defects.append("boundary-unquoted-tspecials")
+            boundary = stripped.strip('"')
+            if len(boundary) > 70:
+                defects.append("boundary-too-long")
+            items.append((name, stripped))
+        else:
+            items.append((name, raw_value.strip()))
+    return MediaType(kind, sub, Params(items), defects)
+
+
+@dataclass(eq=False)
+class Disposition:
+    """Content-Disposition (RFC 3261 §20.11, RFC 5621 §8.1: `handling` defaults to required)."""
+
+    type: str
+    params: Params = field(default_factory=Params)
+
+    @property
+    def handling(self) -> str:
+        return (self.params.get("handling") or "required").lower()
+
+
+def parse_disposition(value: str) -> Disposition:
+    kind, _, rest = value.partition(";")
+    return Disposition(kind.strip().lower(), _parse_loose_params(rest))
+
+
+def _parse_loose_params(text: str) -> Params:
+    items: list[tuple[str, str | None]] = []
+    for chunk in split_outside_quotes(text, ";") if text else []:
+        name, eq, value = chunk.partition("=")
+        if name.strip():
+            items.append((name.strip(), value.strip() if eq else None))
+    return Params(items)
+
+
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r|$)")
+
+
+@dataclass(eq=False)
+class BodyPart:
+    """One part of a multipart body. `raw` is exactly what stood between its delimiters."""
+
+    headers: list[tuple[str, str]]  # names as written, values unfolded
+    content: bytes
+    raw: bytes
+
+    def header(self, name: str) -> str | None:
+        key = name.lower()
+        for item_name, value in self.headers:
+            if item_name.lower() == key:
+                return value
+        return None
+
+    @property
+    def content_type(self) -> MediaType | None:
+        value = self.header("Content-Type")
+        return parse_media_type(value) if value else None
+
+    @property
+    def mime(self) -> str | None:
+        media = self.content_type
+        return media.mime if media else None
+
+    @property
+    def content_id(self) -> str | None:
+        return self.header("Content-ID")
+
+    @property
+    def disposition(self) -> Disposition | None:
+        value = self.header("Content-Disposition")
+        return parse_disposition(value) if value else None
+
+    @classmethod
+    def build(cls, headers: list[tuple[str, str]], content: bytes) -> BodyPart:
+        head = b"".join(f"{name}: {value}\r\n".encode() for name, value in headers)
+        return cls(list(headers), content, head + b"\r\n" + content)
+
+
+def parse_part(raw: bytes, defects: list[str]) -> BodyPart:
+    """Split a part into header fields and content (RFC 2046 §5.1.1).
+
+    A part that starts with an empty line has no headers. Per-part Content-Length
+    (pjsua, liblinphone) is honoured when it fits and recorded as a defect.
+    """
+    headers: list[tuple[str, str]] = []
+    position = 0
+    length = len(raw)
+    while position < length:
+        match = _LINE.match(raw, position)
+        line = match.group(0) if match else b""
+        if not line:
+            break
+        stripped = line.rstrip(b"\r\n")
+        position += len(line)
+        if not stripped:
+            break  # the empty line that ends the part headers
+        if stripped[:1] in (b" ", b"\t") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {stripped.decode('utf-8', 'surrogateescape').strip()}")
+            continue
+        text = stripped.decode("utf-8", "surrogateescape")
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip() or " " in name.strip():
+            # not a header line: the part has no header block, all of it is content
+            return BodyPart([], raw, raw)
+        headers.append((name.strip(), value.strip()))
+    else:
+        position = length
+    content = raw[position:]
+    for name, value in headers:
+        if name.lower() == "content-length":
+            defects.append("part-content-length")
+            declared = value.strip()
+            if declared.isdigit() and int(declared) <= len(content):
+                content = content[: int(declared)]
+    return BodyPart(headers, content, raw)
+
+
+@dataclass(eq=False)
+class Multipart:
+    """A parsed multipart body. `to_bytes()` of an unmodified one is the original bytes."""
+
+    boundary: str
+    parts: list[BodyPart]
+    preamble: bytes = b""
+    epilogue: bytes = b""
+    defects: list[str] = field(default_factory=list)
+    raw: bytes | None = None
+    line_end: bytes = b"\r\n"
+
+    def to_bytes(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        return build_multipart(self.parts, self.boundary, self.preamble, self.epilogue, self.line_end)
+
+    def with_parts(self, parts: list[BodyPart]) -> Multipart:
+        """The same body with another part list, re-delimited; original part bytes kept."""
+        return Multipart(self.boundary, list(parts), self.preamble, self.epilogue, list(self.defects), None, self.line_end)
+
+
+def build_multipart(
+    parts: list[BodyPart], boundary: str, preamble: bytes = b"", epilogue: bytes = b"", line_end: bytes = b"\r\n"
+) -> bytes:
+    delimiter = b"--" + boundary.encode()
+    out = [preamble]
+    for index, part in enumerate(parts):
+        # The line end before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
+        if index:
+            out.append(line_end)
+        out.append(delimiter + line_end + part.raw)
+    out.append(line_end + delimiter + b"--" + line_end + epilogue)
+    return b"".join(out)
+
+
+def parse_multipart(body: bytes, media: MediaType) -> Multipart | None:
+    """Split a multipart body; None when it declares no boundary or has no delimiter.
+
+    Unknown multipart subtypes are treated as multipart/mixed (RFC 5621 §4.2).
+    """
+    defects = list(media.defects)
+    boundary = media.boundary
+    if not boundary:
+        return None
+    delimiter = re.escape(b"--" + boundary.encode("utf-8", "surrogateescape"))
+    # A delimiter starts a line (or the body) and may be followed by transport padding.
+    pattern = re.compile(rb"(?:^|(?<=\n))" + delimiter + rb"(--)?[ \t]*(\r\n|\n|\r|$)")
+    matches = list(pattern.finditer(body))
+    if not matches:
+        return None
+    first = matches[0]
+    preamble = body[: first.start()]
+    if preamble:
+        defects.append("preamble")
+    if any(match.group(2) == b"\n" for match in matches):
+        defects.append("lf-line-endings")
+    line_end = b"\n" if first.group(2) == b"\n" else b"\r\n"
+    parts: list[BodyPart] = []
+    epilogue = b""
+    closed = False
+    for index, match in enumerate(matches):
+        if match.group(1):  # close delimiter
+            closed = True
+            epilogue = body[match.end() :]
+            break
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
+        raw = body[match.end() : end]
+        if index + 1 < len(matches):
+            # strip the line end that belongs to the next delimiter
+            if raw.endswith(b"\r\n"):
+                raw = raw[:-2]
+            elif raw.endswith(b"\n") or raw.endswith(b"\r"):
+                raw = raw[:-1]
+        parts.append(parse_part(raw, defects))
+    if not closed:
+        defects.append("no-close-delimiter")
+    return Multipart(boundary, parts, preamble, epilogue, _unique(defects), body, line_end)
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)

@@ -1,0 +1,167 @@
+"""Small pieces of the RFC 3261 §25 grammar shared by URIs, headers and bodies.
+
+Everything here works on `str` (header text is decoded with surrogateescape by the
+message parser so no byte is lost). Parsers are tolerant: they accept what real peers
+send and leave strictness to the callers that need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .errors import MessageError
+
+
+class Params:
+    """Ordered `;name=value` parameters with case-insensitive names (RFC 3261 §19.1.4, §7.3.1).
+
+    Names and values keep the spelling they arrived with, so `str()` re-emits them as
+    written; a flag parameter (`;lr`, `;rport`) has the value None.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[tuple[str, str | None]] | None = None) -> None:
+        self._items: list[tuple[str, str | None]] = list(items or [])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name.lower() == key:
+                return value
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(item_name.lower() == key for item_name, _ in self._items)
+
+    def __getitem__(self, name: str) -> str | None:
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name.lower() == key:
+                return value
+        raise KeyError(name)
+
+    def set(self, name: str, value: str | None = None) -> None:
+        key = name.lower()
+        for index, (item_name, _) in enumerate(self._items):
+            if item_name.lower() == key:
+                self._items[index] = (item_name, value)
+                return
+        self._items.append((name, value))
+
+    def remove(self, name: str) -> None:
+        key = name.lower()
+        self._items = [item for item in self._items if item[0].lower() != key]
+
+    def items(self) -> Iterator[tuple[str, str | None]]:
+        return iter(self._items)
+
+    def copy(self) -> Params:
+        return Params(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __str__(self) -> str:
+        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self._items)
+
+    def __repr__(self) -> str:
+        return f"Params({self._items!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Params):
+            return NotImplemented
+        return {(n.lower(), v) for n, v in self._items} == {(n.lower(), v) for n, v in other._items}
+
+
+def parse_params(text: str) -> Params:
+    """Parse `;a=b;c;d="x;y"` (leading `;` optional). Quoted values may contain `;`."""
+    items: list[tuple[str, str | None]] = []
+    for chunk in split_outside_quotes(text, ";"):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        name, eq, value = chunk.partition("=")
+        name = name.strip()
+        if not name:
+            raise MessageError(f"parameter without a name in {text!r}")
+        items.append((name, value.strip() if eq else None))
+    return Params(items)
+
+
+def split_outside_quotes(text: str, separator: str) -> list[str]:
+    """Split on `separator` except inside quoted strings and angle brackets (RFC 3261 §7.3.1)."""
+    if '"' not in text and "<" not in text:
+        return text.split(separator)
+    pieces: list[str] = []
+    start = 0
+    in_quotes = False
+    in_angle = False
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if in_quotes:
+            if char == "\\":
+                index += 1  # quoted-pair: skip the escaped character (§25.1)
+            elif char == '"':
+                in_quotes = False
+        elif char == '"':
+            in_quotes = True
+        elif char == "<":
+            in_angle = True
+        elif char == ">":
+            in_angle = False
+        elif char == separator and not in_angle:
+            pieces.append(text[start:index])
+            start = index + 1
+        index += 1
+    if in_quotes:
+        raise MessageError(f"unterminated quoted string in {text!r}")
+    pieces.append(text[start:])
+    return pieces
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma-separated header value into its elements (RFC 3261 §7.3.1)."""
+    if "," not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
+    return [piece.strip() for piece in split_outside_quotes(value, ",") if piece.strip()]
+
+
+def unquote(text: str) -> str:
+    """Remove the quotes of a quoted-string and resolve its quoted-pairs (RFC 3261 §25.1)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        inner = text[1:-1]
+        if "\\" not in inner:
+            return inner
+        out = []
+        escaped = False
+        for char in inner:
+            if escaped:
+                out.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            else:
+                out.append(char)
+        return "".join(out)
+    return text
+
+
+def quote(text: str) -> str:
+    """Make a quoted-string, escaping `"` and `\\`."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+
+
+def is_token(text: str) -> bool:
+    """RFC 3261 §25.1 token."""
+    return bool(text) and all(char in TOKEN_CHARS for char in text)

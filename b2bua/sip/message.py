@@ -1,0 +1,557 @@
+"""SIP requests and responses: parse from bytes, inspect, change, serialize (RFC 3261 §7).
+
+Rules kept here:
+- Header names are case-insensitive and compact forms are expanded (`Headers` looks up by
+  the lower-case long name).
+- Every header field remembers the exact bytes it arrived as (`HeaderField.raw`), folding
+  and odd spacing included; the start line too. `to_bytes()` of an unmodified message is
+  therefore the original message, and a relayed header keeps its bytes. A field that is
+  set or added through the API is written canonically.
+- Content-Length is written to match the body unless deliberately overridden
+  (`content_length_override`, for reproducing sloppy SBCs).
+- Parsing never raises anything but `MessageError`, whose `status` is the response a UAS
+  owes the sender (400 / 413 / 505 / 513).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .body import MediaType, Multipart, parse_media_type, parse_multipart
+from .errors import MessageError
+from .grammar import split_list
+from .headers import (
+    LIST_HEADERS,
+    CSeq,
+    NameAddr,
+    Via,
+    canonical_name,
+    header_key,
+    option_tags,
+    parse_cseq,
+    parse_name_addr,
+    parse_name_addr_list,
+    parse_via,
+)
+from .uri import Uri, parse_uri
+
+SIP_VERSION = "SIP/2.0"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the parser accepts. A message over a limit is refused, never half-read."""
+
+    max_message: int = 65535  # bytes; UDP datagrams up to 65,535 bytes (RFC 3261 §18.1.1)
+    max_body: int = 65535
+    max_headers: int = 256  # header fields
+    max_line: int = 8192  # bytes in one header field, folded lines included
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class HeaderField:
+    """One header field as it stands in the message."""
+
+    __slots__ = ("name", "key", "value", "raw")
+
+    def __init__(self, name: str, value: str, raw: bytes | None = None) -> None:
+        self.name = name  # canonical long form, or as written when unknown
+        self.key = header_key(name)
+        self.value = value  # unfolded and stripped
+        self.raw = raw  # exact bytes received (line end included), None when made here
+
+    def to_bytes(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        return f"{self.name}: {self.value}\r\n".encode("utf-8", "surrogateescape")
+
+    def __repr__(self) -> str:
+        return f"HeaderField({self.name!r}, {self.value!r})"
+
+
+class Headers:
+    """The ordered header fields of a message, looked up case-insensitively."""
+
+    __slots__ = ("fields", "_parsed")
+
+    def __init__(self, fields: list[HeaderField] | None = None) -> None:
+        self.fields: list[HeaderField] = fields if fields is not None else []
+        self._parsed: dict[str, object] = {}
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, str]]) -> Headers:
+        return cls([HeaderField(canonical_name(name), value) for name, value in pairs])
+
+    def get(self, name: str) -> str | None:
+        """The first field's whole value, or None."""
+        key = header_key(name)
+        for item in self.fields:
+            if item.key == key:
+                return item.value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value: all fields of that name, list headers split at their commas (§7.3.1)."""
+        key = header_key(name)
+        values = [item.value for item in self.fields if item.key == key]
+        if key in LIST_HEADERS:
+            return [element for value in values for element in split_list(value)]
+        return values
+
+    def fields_named(self, name: str) -> list[HeaderField]:
+        key = header_key(name)
+        return [item for item in self.fields if item.key == key]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = header_key(name)
+        return any(item.key == key for item in self.fields)
+
+    def __iter__(self) -> Iterator[HeaderField]:
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(item.name, item.value) for item in self.fields]
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of that name by one, where the first one stood (or at the end)."""
+        key = header_key(name)
+        self._parsed.pop(key, None)
+        new = HeaderField(canonical_name(name), value)
+        for index, item in enumerate(self.fields):
+            if item.key == key:
+                self.fields[index] = new
+                self.fields[index + 1 :] = [other for other in self.fields[index + 1 :] if other.key != key]
+                return
+        self.fields.append(new)
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        """Add a field: at the end, or before the first field of that name (a new top Via)."""
+        key = header_key(name)
+        self._parsed.pop(key, None)
+        new = HeaderField(canonical_name(name), value)
+        if first:
+            for index, item in enumerate(self.fields):
+                if item.key == key:
+                    self.fields.insert(index, new)
+                    return
+            self.fields.insert(0, new)
+            return
+        self.fields.append(new)
+
+    def append_field(self, item: HeaderField) -> None:
+        """Append a field as is (its raw bytes kept): how a B2BUA carries a header across."""
+        self._parsed.pop(item.key, None)
+        self.fields.append(item)
+
+    def remove(self, name: str) -> int:
+        key = header_key(name)
+        self._parsed.pop(key, None)
+        before = len(self.fields)
+        self.fields = [item for item in self.fields if item.key != key]
+        return before - len(self.fields)
+
+    def remove_first_value(self, name: str) -> None:
+        """Remove the first element of a list header (the top Via of a response, §18.1.2)."""
+        key = header_key(name)
+        self._parsed.pop(key, None)
+        for index, item in enumerate(self.fields):
+            if item.key == key:
+                rest = split_list(item.value)[1:]
+                if rest:
+                    self.fields[index] = HeaderField(item.name, ", ".join(rest))
+                else:
+                    del self.fields[index]
+                return
+
+    def copy(self) -> Headers:
+        return Headers(list(self.fields))
+
+    def parsed(self, key: str, parse):  # noqa: ANN001 - small internal cache helper
+        """Parse a header once; the cache entry goes when the header is changed."""
+        try:
+            return self._parsed[key]
+        except KeyError:
+            value = parse()
+            self._parsed[key] = value
+            return value
+
+
+class Message:
+    """What requests and responses share."""
+
+    __slots__ = ("headers", "body", "start_raw", "blank_line", "content_length_override", "_multipart")
+
+    def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+        self.start_raw: bytes | None = None
+        self.blank_line = b"\r\n"
+        self.content_length_override: int | None = None
+        self._multipart: tuple[bytes, str, Multipart | None] | None = None
+
+    # -- typed views of the headers every message has -------------------------------
+    @property
+    def via(self) -> list[Via]:
+        return self.headers.parsed("via", lambda: [parse_via(value) for value in self.headers.get_all("Via")])
+
+    @property
+    def top_via(self) -> Via | None:
+        vias = self.via
+        return vias[0] if vias else None
+
+    @property
+    def from_(self) -> NameAddr:
+        return self.headers.parsed("from", lambda: parse_name_addr(self._required("From")))
+
+    @property
+    def to(self) -> NameAddr:
+        return self.headers.parsed("to", lambda: parse_name_addr(self._required("To")))
+
+    @property
+    def call_id(self) -> str:
+        return self._required("Call-ID")
+
+    @property
+    def cseq(self) -> CSeq:
+        return self.headers.parsed("cseq", lambda: parse_cseq(self._required("CSeq")))
+
+    @property
+    def contact(self) -> list[NameAddr]:
+        def parse() -> list[NameAddr]:
+            values = self.headers.get_all("Contact")
+            return [] if values == ["*"] else [parse_name_addr(value) for value in values]
+
+        return self.headers.parsed("contact", parse)
+
+    @property
+    def record_route(self) -> list[NameAddr]:
+        return self.headers.parsed("record-route", lambda: parse_name_addr_list(", ".join(self.headers.get_all("Record-Route"))))
+
+    @property
+    def route(self) -> list[NameAddr]:
+        return self.headers.parsed("route", lambda: parse_name_addr_list(", ".join(self.headers.get_all("Route"))))
+
+    @property
+    def content_type(self) -> MediaType | None:
+        def parse() -> MediaType | None:
+            value = self.headers.get("Content-Type")
+            return parse_media_type(value) if value else None
+
+        return self.headers.parsed("content-type", parse)
+
+    @property
+    def supported(self) -> list[str]:
+        return option_tags(self.headers.get_all("Supported"))
+
+    @property
+    def require(self) -> list[str]:
+        return option_tags(self.headers.get_all("Require"))
+
+    @property
+    def multipart(self) -> Multipart | None:
+        """The body split into parts when it is multipart/* (cached per body)."""
+        media = self.content_type
+        if media is None or not media.is_multipart:
+            return None
+        key = (self.body, str(media))
+        cached = self._multipart
+        if cached is not None and cached[0] is key[0] and cached[1] == key[1]:
+            return cached[2]
+        result = parse_multipart(self.body, media)
+        self._multipart = (self.body, key[1], result)
+        return result
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise MessageError(f"missing {name} header")
+        return value
+
+    # -- serialization ----------------------------------------------------------------
+    def start_line(self) -> str:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        start = self.start_raw if self.start_raw is not None else (self.start_line() + "\r\n").encode("utf-8", "surrogateescape")
+        out = [start]
+        wanted = self.content_length_override if self.content_length_override is not None else len(self.body)
+        wrote_length = False
+        for item in self.headers.fields:
+            if item.key == "content-length":
+                if wrote_length:
+                    continue
+                wrote_length = True
+                if item.raw is not None and item.value.strip() == str(wanted):
+                    out.append(item.raw)
+                else:
+                    out.append(f"Content-Length: {wanted}\r\n".encode())
+                continue
+            out.append(item.raw if item.raw is not None else item.to_bytes())
+        if not wrote_length and (self.start_raw is None or self.body or self.content_length_override is not None):
+            out.append(f"Content-Length: {wanted}\r\n".encode())
+        out.append(self.blank_line)
+        out.append(self.body)
+        return b"".join(out)
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+class Request(Message):
+    __slots__ = ("_method", "_uri")
+
+    def __init__(self, method: str, uri: Uri | str, headers: Headers | None = None, body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self._method = method
+        self._uri = parse_uri(uri) if isinstance(uri, str) else uri
+
+    @property
+    def method(self) -> str:
+        return self._method
+
+    @method.setter
+    def method(self, value: str) -> None:
+        self._method = value
+        self.start_raw = None
+
+    @property
+    def uri(self) -> Uri:
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: Uri) -> None:
+        self._uri = value
+        self.start_raw = None
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.headers.get("Max-Forwards")
+        return int(value) if value is not None else None
+
+    def start_line(self) -> str:
+        return f"{self._method} {self._uri} {SIP_VERSION}"
+
+    def __repr__(self) -> str:
+        return f"<Request {self._method} {self._uri}>"
+
+
+class Response(Message):
+    __slots__ = ("_status", "_reason")
+
+    def __init__(self, status: int, reason: str | None = None, headers: Headers | None = None, body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self._status = status
+        self._reason = reason if reason is not None else REASON_PHRASES.get(status, "Unknown")
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        self._reason = value
+        self.start_raw = None
+
+    @property
+    def is_provisional(self) -> bool:
+        return self._status < 200
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self._status < 300
+
+    def start_line(self) -> str:
+        return f"{SIP_VERSION} {self._status} {self._reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self._status} {self._reason}>"
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+
+def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Response:
+    """Parse one whole message (a datagram, or a frame cut by the stream framer)."""
+    if len(data) > limits.max_message:
+        raise MessageError(f"message of {len(data)} bytes exceeds {limits.max_message}", 513)
+    # RFC 3261 §7.5: ignore CRLFs before the start line (keep-alives, stray line ends).
+    offset = 0
+    while data[offset : offset + 1] in (b"\r", b"\n") and offset < len(data):
+        offset += 1
+    head_end, blank = _find_head_end(data, offset)
+    head = data[offset:head_end]
+    rest = data[head_end + len(blank) :] if blank else b""
+    lines = head.splitlines(keepends=True)
+    if not lines:
+        raise MessageError("empty message")
+    message = _parse_start_line(lines[0])
+    message.blank_line = blank or b"\r\n"
+    fields = _parse_header_fields(lines[1:], limits)
+    message.headers = Headers(fields)
+    message.body = _cut_body(message, rest, limits)
+    _check_mandatory(message)
+    return message
+
+
+def _find_head_end(data: bytes, offset: int) -> tuple[int, bytes]:
+    crlf = data.find(b"\r\n\r\n", offset)
+    lf = data.find(b"\n\n", offset)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 2, b"\r\n"
+    if lf >= 0:
+        return lf + 1, b"\n"
+    return len(data), b""
+
+
+def _parse_start_line(line: bytes) -> Request | Response:
+    text = line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+    if text.startswith("SIP/"):
+        version, _, rest = text.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if version != SIP_VERSION:
+            raise MessageError(f"unsupported version {version!r}", 505)
+        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+            raise MessageError(f"bad status code {code!r}")
+        response = Response(int(code), reason)
+        response.start_raw = line
+        return response
+    parts = text.split(" ")
+    if len(parts) != 3 or not all(parts):
+        # RFC 3261 §7.1: exactly one SP between the elements (RFC 4475 §3.1.2.x).
+        raise MessageError(f"malformed request line {text!r}")
+    method, uri_text, version = parts
+    if not method.isascii() or not all(char.isalnum() or char in "-.!%*_+`'~" for char in method):
+        raise MessageError(f"bad method {method!r}")
+    if version.upper() != SIP_VERSION:
+        raise MessageError(f"unsupported version {version!r}", 505)
+    request = Request(method, parse_uri(uri_text))
+    request.start_raw = line
+    return request
+
+
+def _parse_header_fields(lines: list[bytes], limits: Limits) -> list[HeaderField]:
+    fields: list[HeaderField] = []
+    raw_lines: list[bytes] = []
+
+    def finish() -> None:
+        raw = b"".join(raw_lines)
+        if len(raw) > limits.max_line:
+            raise MessageError(f"header line of {len(raw)} bytes exceeds {limits.max_line}", 513)
+        text = raw.decode("utf-8", "surrogateescape")
+        name, colon, value = text.partition(":")
+        name = name.strip()
+        if not colon or not name or any(char in name for char in " \t"):
+            raise MessageError(f"malformed header line {text.strip()[:80]!r}")
+        # Folding (RFC 3261 §7.3.1): a continuation line is one SP.
+        value = " ".join(piece.strip() for piece in value.splitlines())
+        fields.append(HeaderField(canonical_name(name), value.strip(), raw))
+        if len(fields) > limits.max_headers:
+            raise MessageError(f"more than {limits.max_headers} header fields", 513)
+
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not raw_lines:
+                raise MessageError("continuation line before any header")
+            raw_lines.append(line)
+            continue
+        if raw_lines:
+            finish()
+        raw_lines = [line]
+    if raw_lines:
+        finish()
+    return fields
+
+
+def _cut_body(message: Message, rest: bytes, limits: Limits) -> bytes:
+    declared = message.headers.get("Content-Length")
+    if declared is None:
+        body = rest
+    else:
+        text = declared.strip()
+        if not text.isdigit():
+            raise MessageError(f"bad Content-Length {declared!r}", 400, message)
+        length = int(text)
+        if length > len(rest):
+            raise MessageError(f"body shorter than Content-Length {length}", 400, message)
+        body = rest[:length]  # octets beyond Content-Length are discarded (§18.3)
+    if len(body) > limits.max_body:
+        raise MessageError(f"body of {len(body)} bytes exceeds {limits.max_body}", 413, message)
+    return body
+
+
+def _check_mandatory(message: Message) -> None:
+    """RFC 3261 §8.1.1 / §8.2: the headers every request and response must carry."""
+    try:
+        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+            if name not in message.headers:
+                raise MessageError(f"missing {name} header")
+        if not message.via:
+            raise MessageError("empty Via header")
+        message.from_, message.to  # noqa: B018 - parse now so errors surface at the edge
+        cseq = message.cseq
+        if isinstance(message, Request):
+            if cseq.method != message.method:
+                raise MessageError(f"CSeq method {cseq.method} does not match {message.method}")
+            max_forwards = message.headers.get("Max-Forwards")
+            if max_forwards is not None and (not max_forwards.strip().isdigit() or int(max_forwards) > 255):
+                raise MessageError(f"bad Max-Forwards {max_forwards!r}")
+    except MessageError as error:
+        error.message = message
+        raise
+
+
+# -- building responses -----------------------------------------------------------------
+
+
+def make_response(request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None) -> Response:
+    """A response to `request` per RFC 3261 §8.2.6.2: Via, From, Call-ID, CSeq copied
+    byte-exact, To copied with our tag added (not on 100), Timestamp echoed in 100."""
+    headers = Headers()
+    for item in request.headers.fields:
+        if item.key in ("via", "from", "call-id", "cseq") or (item.key == "timestamp" and status == 100):
+            headers.append_field(item)
+        elif item.key == "to":
+            if to_tag and status != 100 and request.to.tag is None:
+                headers.append_field(HeaderField("To", f"{item.value};tag={to_tag}"))
+            else:
+                headers.append_field(item)
+        elif item.key == "record-route" and 100 < status < 300:
+            headers.append_field(item)  # §12.1.1: copied into dialog-creating responses
+    return Response(status, reason, headers)
+
+
+REASON_PHRASES = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
+    199: "Early Dialog Terminated", 200: "OK", 202: "Accepted", 204: "No Notification",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Moved Temporarily", 305: "Use Proxy",
+    380: "Alternative Service", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone", 412: "Conditional Request Failed",
+    413: "Request Entity Too Large", 414: "Request-URI Too Long", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 417: "Unknown Resource-Priority", 420: "Bad Extension",
+    421: "Extension Required", 422: "Session Interval Too Small", 423: "Interval Too Brief",
+    424: "Bad Location Information", 428: "Use Identity Header", 429: "Provide Referrer Identity",
+    433: "Anonymity Disallowed", 436: "Bad Identity-Info", 437: "Unsupported Certificate",
+    438: "Invalid Identity Header", 439: "First Hop Lacks Outbound Support", 440: "Max-Breadth Exceeded",
+    469: "Bad Info Package", 470: "Consent Needed", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
+    494: "Security Agreement Required", 500: "Server Internal Error", 501: "Not Implemented",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
+    513: "Message Too Large", 555: "Push Notification Service Not Supported", 580: "Precondition Failure",
+    600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+    607: "Unwanted", 608: "Rejected",
+}
