@@ -9,7 +9,6 @@ it had to tolerate in `defects`, for the PIDF-LO S-checks.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .grammar import Params, split_outside_quotes
@@ -80,7 +79,7 @@ def parse_media_type(value: str) -> MediaType | None:
             if raw_value[:1] in (" ", "\t") or (raw_value.rstrip() != raw_value):
                 defects.append("boundary-whitespace")
             stripped = raw_value.strip()
-            if not (stripped.startswith('"') and stripped.endswith('"')) and any(c in _TSPECIALS for c in stripped):
+            if not (stripped.startswith('"') and stripped.endswith('"')) and not _TSPECIALS.isdisjoint(stripped):
                 defects.append("boundary-unquoted-tspecials")
             boundary = stripped.strip('"')
             if len(boundary) > 70:
@@ -115,9 +114,6 @@ def _parse_loose_params(text: str) -> Params:
         if name.strip():
             items.append((name.strip(), value.strip() if eq else None))
     return Params(items)
-
-
-_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r|$)")
 
 
 @dataclass(eq=False)
@@ -163,19 +159,18 @@ class BodyPart:
 def parse_part(raw: bytes, defects: list[str]) -> BodyPart:
     """Split a part into header fields and content (RFC 2046 §5.1.1).
 
-    A part that starts with an empty line has no headers. Per-part Content-Length
-    (pjsua, liblinphone) is honoured when it fits and recorded as a defect.
+    A part that starts with an empty line has no headers; one whose first line is not a
+    header field is all content. Part header lines end in CRLF or LF. Per-part
+    Content-Length (pjsua, liblinphone) is honoured when it fits and recorded as a defect.
     """
     headers: list[tuple[str, str]] = []
     position = 0
     length = len(raw)
     while position < length:
-        match = _LINE.match(raw, position)
-        line = match.group(0) if match else b""
-        if not line:
-            break
-        stripped = line.rstrip(b"\r\n")
-        position += len(line)
+        newline = raw.find(b"\n", position)
+        end = length if newline < 0 else newline + 1
+        stripped = raw[position:end].rstrip(b"\r\n")
+        position = end
         if not stripped:
             break  # the empty line that ends the part headers
         if stripped[:1] in (b" ", b"\t") and headers:
@@ -184,18 +179,17 @@ def parse_part(raw: bytes, defects: list[str]) -> BodyPart:
             continue
         text = stripped.decode("utf-8", "surrogateescape")
         name, colon, value = text.partition(":")
-        if not colon or not name.strip() or " " in name.strip():
+        name = name.strip()
+        if not colon or not name or " " in name:
             # not a header line: the part has no header block, all of it is content
             return BodyPart([], raw, raw)
-        headers.append((name.strip(), value.strip()))
-    else:
-        position = length
+        headers.append((name, value.strip()))
     content = raw[position:]
     for name, value in headers:
         if name.lower() == "content-length":
             defects.append("part-content-length")
             declared = value.strip()
-            if declared.isdigit() and int(declared) <= len(content):
+            if declared.isascii() and declared.isdigit() and int(declared) <= len(content):
                 content = content[: int(declared)]
     return BodyPart(headers, content, raw)
 
@@ -245,30 +239,27 @@ def parse_multipart(body: bytes, media: MediaType) -> Multipart | None:
     boundary = media.boundary
     if not boundary:
         return None
-    delimiter = re.escape(b"--" + boundary.encode("utf-8", "surrogateescape"))
-    # A delimiter starts a line (or the body) and may be followed by transport padding.
-    pattern = re.compile(rb"(?:^|(?<=\n))" + delimiter + rb"(--)?[ \t]*(\r\n|\n|\r|$)")
-    matches = list(pattern.finditer(body))
-    if not matches:
+    delimiters = _delimiters(body, b"--" + boundary.encode("utf-8", "surrogateescape"))
+    if not delimiters:
         return None
-    first = matches[0]
-    preamble = body[: first.start()]
+    first_start = delimiters[0][0]
+    preamble = body[:first_start]
     if preamble:
         defects.append("preamble")
-    if any(match.group(2) == b"\n" for match in matches):
+    if any(line_end == b"\n" for _, _, _, line_end in delimiters):
         defects.append("lf-line-endings")
-    line_end = b"\n" if first.group(2) == b"\n" else b"\r\n"
+    line_end = b"\n" if delimiters[0][3] == b"\n" else b"\r\n"
     parts: list[BodyPart] = []
     epilogue = b""
     closed = False
-    for index, match in enumerate(matches):
-        if match.group(1):  # close delimiter
+    for index, (_, end, close, _) in enumerate(delimiters):
+        if close:
             closed = True
-            epilogue = body[match.end() :]
+            epilogue = body[end:]
             break
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
-        raw = body[match.end() : end]
-        if index + 1 < len(matches):
+        following = index + 1 < len(delimiters)
+        raw = body[end : delimiters[index + 1][0] if following else len(body)]
+        if following:
             # strip the line end that belongs to the next delimiter
             if raw.endswith(b"\r\n"):
                 raw = raw[:-2]
@@ -278,6 +269,39 @@ def parse_multipart(body: bytes, media: MediaType) -> Multipart | None:
     if not closed:
         defects.append("no-close-delimiter")
     return Multipart(boundary, parts, preamble, epilogue, _unique(defects), body, line_end)
+
+
+def _delimiters(body: bytes, dash_boundary: bytes) -> list[tuple[int, int, bool, bytes]]:
+    """Every delimiter line: (start, end past its line end, is the close delimiter, line end).
+
+    A delimiter starts the body or a line, may be followed by `--` (close) and transport
+    padding (SP/HTAB), and ends the line (RFC 2046 §5.1.1); `--boundaryX` is content.
+    """
+    found: list[tuple[int, int, bool, bytes]] = []
+    size = len(body)
+    step = len(dash_boundary)
+    position = body.find(dash_boundary)
+    while position >= 0:
+        start = position
+        position = body.find(dash_boundary, start + step)
+        if start and body[start - 1] != 0x0A:  # not at the start of a line
+            continue
+        cursor = start + step
+        close = body.startswith(b"--", cursor)
+        if close:
+            cursor += 2
+        while cursor < size and body[cursor] in (0x20, 0x09):
+            cursor += 1
+        if cursor == size:
+            line_end = b""
+        elif body.startswith(b"\r\n", cursor):
+            line_end = b"\r\n"
+        elif body[cursor] in (0x0A, 0x0D):
+            line_end = body[cursor : cursor + 1]
+        else:
+            continue  # `--boundaryX`, `--boundary--X`: content, not a delimiter
+        found.append((start, cursor + len(line_end), close, line_end))
+    return found
 
 
 def _unique(items: list[str]) -> list[str]:

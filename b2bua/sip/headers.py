@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import MessageError
-from .grammar import Params, parse_params, split_outside_quotes
-from .uri import SipUri, Uri, parse_uri
+from .grammar import TOKEN_CHARS, Params, is_token, parse_params, split_outside_quotes
+from .uri import SipUri, Uri, parse_port, parse_uri
 
 # RFC 3261 §7.3.3 (i m e l c f s k t v), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
 # RFC 6665 (o, u), RFC 3841 (a, j, d).
@@ -86,6 +86,20 @@ def header_key(name: str) -> str:
     return lower
 
 
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_SIZE = 1024  # names as written by peers; bounded so a hostile peer cannot grow it
+
+
+def name_and_key(name: str) -> tuple[str, str]:
+    """`canonical_name(name), header_key(name)` in one (cached) look-up: the parser's hot path."""
+    cached = _NAME_CACHE.get(name)
+    if cached is None:
+        cached = (canonical_name(name), header_key(name))
+        if len(_NAME_CACHE) < _NAME_CACHE_SIZE:
+            _NAME_CACHE[name] = cached
+    return cached
+
+
 @dataclass(eq=False)
 class NameAddr:
     """From, To, Contact, Route, Record-Route, P-Asserted-Identity, Refer-To ... values.
@@ -133,8 +147,15 @@ def parse_name_addr(value: str) -> NameAddr:
         if rangle < 0:
             raise MessageError(f"missing '>' in {value!r}")
         display = value[:langle].strip() or None
-        if display and display.startswith('"') and (len(display) < 2 or not display.endswith('"')):
-            raise MessageError(f"unterminated display name in {value!r}")
+        if display:
+            if display.startswith('"'):
+                if len(display) < 2 or not display.endswith('"'):
+                    raise MessageError(f"unterminated display name in {value!r}")
+            elif not _DISPLAY_CHARS.issuperset(display) and any(char < "\x80" for char in set(display) - _DISPLAY_CHARS):
+                # RFC 3261 §25.1: an unquoted display name is *(token LWS); a comma or
+                # other separator there is refused (RFC 4475 §3.1.2.15). Non-ASCII is
+                # let through: phones do send unquoted UTF-8 names.
+                raise MessageError(f"display name with separators must be quoted in {value!r}")
         uri = parse_uri(value[langle + 1 : rangle])
         rest = value[rangle + 1 :].strip()
         if rest and not rest.startswith(";"):
@@ -144,7 +165,14 @@ def parse_name_addr(value: str) -> NameAddr:
     uri_text, semicolon, rest = value.partition(";")
     if " " in uri_text.strip() or '"' in uri_text:
         raise MessageError(f"display name without angle brackets in {value!r}")
+    if "?" in uri_text:
+        # RFC 3261 §20.10: a URI with headers must be written in angle brackets
+        # (RFC 4475 §3.1.2.13).
+        raise MessageError(f"URI with headers outside angle brackets in {value!r}")
     return NameAddr(parse_uri(uri_text), None, parse_params(rest) if semicolon else Params(), False)
+
+
+_DISPLAY_CHARS = TOKEN_CHARS | frozenset(" \t")
 
 
 def _find_unquoted(text: str, char: str) -> int:
@@ -191,8 +219,11 @@ class Via:
 
     @property
     def is_rfc3261(self) -> bool:
+        """The branch carries the magic cookie and something after it. A bare `z9hG4bK`
+        identifies no transaction: such a request is matched by the RFC 2543 rules
+        (RFC 4475 §3.2.1)."""
         branch = self.branch
-        return bool(branch) and branch.startswith(self.MAGIC_COOKIE)
+        return bool(branch) and len(branch) > len(self.MAGIC_COOKIE) and branch.startswith(self.MAGIC_COOKIE)
 
     def copy(self) -> Via:
         return Via(self.transport, self.host, self.port, self.params.copy(), self.protocol)
@@ -231,9 +262,9 @@ def parse_via(value: str) -> Via:
         raise MessageError(f"bad Via host in {value!r}")
     port = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        port = parse_port(port_text)
+        if port is None:
             raise MessageError(f"bad Via port in {value!r}")
-        port = int(port_text)
     params = parse_params(params_text) if semicolon else Params()
     return Via(transport.upper(), host, port, params, f"SIP/{version}")
 
@@ -249,7 +280,7 @@ class CSeq:
 
 def parse_cseq(value: str) -> CSeq:
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit():
+    if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit() or not is_token(parts[1]):
         raise MessageError(f"bad CSeq {value!r}")
     seq = int(parts[0])
     if seq >= 2**31:  # RFC 3261 §8.1.1.5: less than 2**31

@@ -10,7 +10,13 @@ Rules kept here:
 - Content-Length is written to match the body unless deliberately overridden
   (`content_length_override`, for reproducing sloppy SBCs).
 - Parsing never raises anything but `MessageError`, whose `status` is the response a UAS
-  owes the sender (400 / 413 / 505 / 513).
+  owes the sender (400 / 413 / 414 / 505 / 513). When the start line and the header
+  fields could be framed, the error carries the partly parsed message so a 400 can
+  still be addressed to the sender.
+- The typed views (`via`, `from_`, `to`, `contact`, the URI's params ...) are parsed
+  once and cached. They are views: change a header through `headers.set/add/remove`
+  (which rewrites that one line). The Request-URI is the exception: a change made to
+  `request.uri` in place is noticed and the request line rewritten.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from .headers import (
     Via,
     canonical_name,
     header_key,
+    name_and_key,
     option_tags,
     parse_cseq,
     parse_name_addr,
     parse_name_addr_list,
     parse_via,
 )
-from .uri import Uri, parse_uri
+from .uri import SipUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 
@@ -46,7 +53,7 @@ class Limits:
     max_message: int = 65535  # bytes; UDP datagrams up to 65,535 bytes (RFC 3261 §18.1.1)
     max_body: int = 65535
     max_headers: int = 256  # header fields
-    max_line: int = 8192  # bytes in one header field, folded lines included
+    max_line: int = 8192  # bytes in one header field (folded lines included) or in the start line
 
 
 DEFAULT_LIMITS = Limits()
@@ -57,9 +64,9 @@ class HeaderField:
 
     __slots__ = ("name", "key", "value", "raw")
 
-    def __init__(self, name: str, value: str, raw: bytes | None = None) -> None:
+    def __init__(self, name: str, value: str, raw: bytes | None = None, key: str | None = None) -> None:
         self.name = name  # canonical long form, or as written when unknown
-        self.key = header_key(name)
+        self.key = key if key is not None else header_key(name)
         self.value = value  # unfolded and stripped
         self.raw = raw  # exact bytes received (line end included), None when made here
 
@@ -187,7 +194,7 @@ class Headers:
 class Message:
     """What requests and responses share."""
 
-    __slots__ = ("headers", "body", "start_raw", "blank_line", "content_length_override", "_multipart")
+    __slots__ = ("headers", "body", "start_raw", "blank_line", "content_length_override", "_multipart", "_received_body")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
@@ -195,7 +202,8 @@ class Message:
         self.start_raw: bytes | None = None
         self.blank_line = b"\r\n"
         self.content_length_override: int | None = None
-        self._multipart: tuple[bytes, str, Multipart | None] | None = None
+        self._multipart: tuple[bytes, MediaType, Multipart | None] | None = None
+        self._received_body: bytes | None = None  # the body as parsed: unchanged means no Content-Length added
 
     # -- typed views of the headers every message has -------------------------------
     @property
@@ -261,12 +269,13 @@ class Message:
         media = self.content_type
         if media is None or not media.is_multipart:
             return None
-        key = (self.body, str(media))
+        body = self.body
         cached = self._multipart
-        if cached is not None and cached[0] is key[0] and cached[1] == key[1]:
+        # The Content-Type view is replaced whenever the header changes, so identity is enough.
+        if cached is not None and cached[0] is body and cached[1] is media:
             return cached[2]
-        result = parse_multipart(self.body, media)
-        self._multipart = (self.body, key[1], result)
+        result = parse_multipart(body, media)
+        self._multipart = (body, media, result)
         return result
 
     def _required(self, name: str) -> str:
@@ -279,26 +288,37 @@ class Message:
     def start_line(self) -> str:
         raise NotImplementedError
 
+    def _start_raw_if_current(self) -> bytes | None:
+        return self.start_raw
+
     def to_bytes(self) -> bytes:
-        start = self.start_raw if self.start_raw is not None else (self.start_line() + "\r\n").encode("utf-8", "surrogateescape")
+        start = self._start_raw_if_current()
+        if start is None:
+            start = (self.start_line() + "\r\n").encode("utf-8", "surrogateescape")
         out = [start]
-        wanted = self.content_length_override if self.content_length_override is not None else len(self.body)
+        body = self.body
+        wanted = self.content_length_override if self.content_length_override is not None else len(body)
         wrote_length = False
         for item in self.headers.fields:
             if item.key == "content-length":
                 if wrote_length:
                     continue
                 wrote_length = True
-                if item.raw is not None and item.value.strip() == str(wanted):
+                # Kept as received (`Content-Length:  1069`, `l: 0150`) while it is right.
+                if item.raw is not None and _ascii_int(item.value) == wanted:
                     out.append(item.raw)
                 else:
                     out.append(f"Content-Length: {wanted}\r\n".encode())
                 continue
             out.append(item.raw if item.raw is not None else item.to_bytes())
-        if not wrote_length and (self.start_raw is None or self.body or self.content_length_override is not None):
+        if not wrote_length and (
+            self._received_body is None or body is not self._received_body or self.content_length_override is not None
+        ):
+            # A message made here, or whose body changed, states its length. A received
+            # one that had none (legal over UDP) and is unchanged is re-emitted as it was.
             out.append(f"Content-Length: {wanted}\r\n".encode())
         out.append(self.blank_line)
-        out.append(self.body)
+        out.append(body)
         return b"".join(out)
 
     def __bytes__(self) -> bytes:
@@ -306,12 +326,21 @@ class Message:
 
 
 class Request(Message):
-    __slots__ = ("_method", "_uri")
+    __slots__ = ("_method", "_uri", "_uri_text")
 
     def __init__(self, method: str, uri: Uri | str, headers: Headers | None = None, body: bytes = b"") -> None:
         super().__init__(headers, body)
         self._method = method
         self._uri = parse_uri(uri) if isinstance(uri, str) else uri
+        self._uri_text: str | None = None  # str(uri) when first handed out by `.uri`
+
+    def _start_raw_if_current(self) -> bytes | None:
+        # The received request line stands unless the URI object was changed in place
+        # (`request.uri.params.set(...)`): then it is written anew. Only a URI handed out
+        # by the `uri` property can have been changed, so only then is it compared.
+        if self.start_raw is not None and self._uri_text is not None and str(self._uri) != self._uri_text:
+            self.start_raw = None
+        return self.start_raw
 
     @property
     def method(self) -> str:
@@ -324,6 +353,8 @@ class Request(Message):
 
     @property
     def uri(self) -> Uri:
+        if self._uri_text is None and self.start_raw is not None:
+            self._uri_text = str(self._uri)
         return self._uri
 
     @uri.setter
@@ -333,8 +364,9 @@ class Request(Message):
 
     @property
     def max_forwards(self) -> int | None:
+        """Max-Forwards as a number; None when absent (or unreadable in a request made here)."""
         value = self.headers.get("Max-Forwards")
-        return int(value) if value is not None else None
+        return _ascii_int(value) if value is not None else None
 
     def start_line(self) -> str:
         return f"{self._method} {self._uri} {SIP_VERSION}"
@@ -381,6 +413,21 @@ class Response(Message):
 
 # -- parsing ----------------------------------------------------------------------------
 
+# Header fields that may appear once only: a second one makes the message ambiguous
+# (RFC 3261 §7.3.1 allows repetition only for comma-list headers; RFC 4475 §3.3.8, §3.3.9).
+SINGLE_HEADERS = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"))
+_MANDATORY = (("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
+_LWS = " \t\r\n"
+
+
+def _ascii_int(text: str) -> int | None:
+    """A non-negative decimal number in ASCII digits, or None. (`"²".isdigit()` and
+    `"١٢".isdigit()` are True in Python; neither is a SIP number.)"""
+    text = text.strip(_LWS)
+    if text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
 
 def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Response:
     """Parse one whole message (a datagram, or a frame cut by the stream framer)."""
@@ -388,7 +435,8 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
         raise MessageError(f"message of {len(data)} bytes exceeds {limits.max_message}", 513)
     # RFC 3261 §7.5: ignore CRLFs before the start line (keep-alives, stray line ends).
     offset = 0
-    while data[offset : offset + 1] in (b"\r", b"\n") and offset < len(data):
+    length = len(data)
+    while offset < length and data[offset] in (13, 10):
         offset += 1
     head_end, blank = _find_head_end(data, offset)
     head = data[offset:head_end]
@@ -398,18 +446,30 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
         raise MessageError("empty message")
     message = _parse_start_line(lines[0])
     message.blank_line = blank or b"\r\n"
-    fields = _parse_header_fields(lines[1:], limits)
+    fields, error = _parse_header_fields(lines, limits)
     message.headers = Headers(fields)
-    message.body = _cut_body(message, rest, limits)
+    if error is not None:
+        error.message = message
+        raise error
+    if len(lines[0]) > limits.max_line:
+        # RFC 3261 §21.4.12: 414 when the Request-URI is what is too long.
+        raise MessageError(
+            f"start line of {len(lines[0])} bytes exceeds {limits.max_line}",
+            414 if isinstance(message, Request) else 513,
+            message,
+        )
+    body = _cut_body(message, rest, limits)
+    message.body = body
+    message._received_body = body
     _check_mandatory(message)
     return message
 
 
 def _find_head_end(data: bytes, offset: int) -> tuple[int, bytes]:
     crlf = data.find(b"\r\n\r\n", offset)
-    lf = data.find(b"\n\n", offset)
-    if crlf >= 0 and (lf < 0 or crlf < lf):
+    if crlf >= 0 and data.find(b"\n\n", offset, crlf) < 0:
         return crlf + 2, b"\r\n"
+    lf = data.find(b"\n\n", offset)
     if lf >= 0:
         return lf + 1, b"\n"
     return len(data), b""
@@ -417,61 +477,85 @@ def _find_head_end(data: bytes, offset: int) -> tuple[int, bytes]:
 
 def _parse_start_line(line: bytes) -> Request | Response:
     text = line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
-    if text.startswith("SIP/"):
+    if text[:4].upper() == "SIP/":
         version, _, rest = text.partition(" ")
         code, _, reason = rest.partition(" ")
-        if version != SIP_VERSION:
+        # SIP-Version is case-insensitive (RFC 3261 §7.1).
+        if version.upper() != SIP_VERSION:
             raise MessageError(f"unsupported version {version!r}", 505)
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not code.isascii() or not code.isdigit() or not 100 <= int(code) <= 699:
             raise MessageError(f"bad status code {code!r}")
         response = Response(int(code), reason)
         response.start_raw = line
         return response
     parts = text.split(" ")
     if len(parts) != 3 or not all(parts):
-        # RFC 3261 §7.1: exactly one SP between the elements (RFC 4475 §3.1.2.x).
-        raise MessageError(f"malformed request line {text!r}")
+        # RFC 3261 §7.1: exactly one SP between the elements (RFC 4475 §3.1.2.9, §3.1.2.10).
+        raise MessageError(f"malformed request line {text[:200]!r}")
     method, uri_text, version = parts
     if not method.isascii() or not all(char.isalnum() or char in "-.!%*_+`'~" for char in method):
-        raise MessageError(f"bad method {method!r}")
+        raise MessageError(f"bad method {method[:100]!r}")
     if version.upper() != SIP_VERSION:
-        raise MessageError(f"unsupported version {version!r}", 505)
+        raise MessageError(f"unsupported version {version[:100]!r}", 505)
     request = Request(method, parse_uri(uri_text))
     request.start_raw = line
     return request
 
 
-def _parse_header_fields(lines: list[bytes], limits: Limits) -> list[HeaderField]:
+def _parse_header_fields(lines: list[bytes], limits: Limits) -> tuple[list[HeaderField], MessageError | None]:
+    """Header fields from the head's lines (`lines[0]` is the start line, skipped).
+
+    Returns the fields and the first error met. Parsing goes on past a bad line, so the
+    error can carry a message complete enough to address a 400 to (RFC 3261 §8.2.6.2).
+    """
     fields: list[HeaderField] = []
-    raw_lines: list[bytes] = []
-
-    def finish() -> None:
-        raw = b"".join(raw_lines)
-        if len(raw) > limits.max_line:
-            raise MessageError(f"header line of {len(raw)} bytes exceeds {limits.max_line}", 513)
-        text = raw.decode("utf-8", "surrogateescape")
-        name, colon, value = text.partition(":")
-        name = name.strip()
-        if not colon or not name or any(char in name for char in " \t"):
-            raise MessageError(f"malformed header line {text.strip()[:80]!r}")
-        # Folding (RFC 3261 §7.3.1): a continuation line is one SP.
-        value = " ".join(piece.strip() for piece in value.splitlines())
-        fields.append(HeaderField(canonical_name(name), value.strip(), raw))
-        if len(fields) > limits.max_headers:
-            raise MessageError(f"more than {limits.max_headers} header fields", 513)
-
-    for line in lines:
+    error: MessageError | None = None
+    max_line = limits.max_line
+    max_headers = limits.max_headers
+    count = len(lines)
+    index = 1
+    while index < count:
+        line = lines[index]
+        index += 1
         if line[:1] in (b" ", b"\t"):
-            if not raw_lines:
-                raise MessageError("continuation line before any header")
-            raw_lines.append(line)
+            if error is None:
+                error = MessageError("continuation line before any header")
             continue
-        if raw_lines:
-            finish()
-        raw_lines = [line]
-    if raw_lines:
-        finish()
-    return fields
+        # Folding (RFC 3261 §7.3.1): continuation lines start with SP or HTAB.
+        first = index
+        while index < count and lines[index][:1] in (b" ", b"\t"):
+            index += 1
+        if index == first:
+            raw = line
+            text = line.decode("utf-8", "surrogateescape")
+            name, colon, value = text.partition(":")
+            value = value.strip(_LWS)
+        else:
+            raw = b"".join(lines[first - 1 : index])
+            text = line.decode("utf-8", "surrogateescape")
+            name, colon, value = text.partition(":")
+            # Each line break and the white space around it is one SP. Split on the
+            # line ends the framer knows only: str.splitlines would also split at
+            # U+0085, U+2028, FF ... inside a value.
+            pieces = [value.strip(_LWS)]
+            pieces.extend(piece.decode("utf-8", "surrogateescape").strip(_LWS) for piece in lines[first:index])
+            value = " ".join(piece for piece in pieces if piece)
+        if len(raw) > max_line:
+            if error is None:
+                error = MessageError(f"header line of {len(raw)} bytes exceeds {max_line}", 513)
+            continue
+        name = name.rstrip(" \t")  # `TO :` is legal (HCOLON, RFC 3261 §25.1)
+        if not colon or not name or " " in name or "\t" in name:
+            if error is None:
+                error = MessageError(f"malformed header line {text.strip(_LWS)[:80]!r}")
+            continue
+        canonical, key = name_and_key(name)
+        fields.append(HeaderField(canonical, value, raw, key))
+        if len(fields) > max_headers:
+            if error is None:
+                error = MessageError(f"more than {max_headers} header fields", 513)
+            break
+    return fields, error
 
 
 def _cut_body(message: Message, rest: bytes, limits: Limits) -> bytes:
@@ -479,10 +563,9 @@ def _cut_body(message: Message, rest: bytes, limits: Limits) -> bytes:
     if declared is None:
         body = rest
     else:
-        text = declared.strip()
-        if not text.isdigit():
-            raise MessageError(f"bad Content-Length {declared!r}", 400, message)
-        length = int(text)
+        length = _ascii_int(declared)
+        if length is None:
+            raise MessageError(f"bad Content-Length {declared[:40]!r}", 400, message)
         if length > len(rest):
             raise MessageError(f"body shorter than Content-Length {length}", 400, message)
         body = rest[:length]  # octets beyond Content-Length are discarded (§18.3)
@@ -492,11 +575,22 @@ def _cut_body(message: Message, rest: bytes, limits: Limits) -> bytes:
 
 
 def _check_mandatory(message: Message) -> None:
-    """RFC 3261 §8.1.1 / §8.2: the headers every request and response must carry."""
+    """RFC 3261 §8.1.1 / §8.2: the headers every request and response must carry, once."""
     try:
-        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-            if name not in message.headers:
+        counts: dict[str, int] = {}
+        for item in message.headers.fields:
+            key = item.key
+            if key in SINGLE_HEADERS or key == "via":
+                counts[key] = counts.get(key, 0) + 1
+        for key, name in _MANDATORY:
+            if key not in counts:
                 raise MessageError(f"missing {name} header")
+        for key, seen in counts.items():
+            if seen > 1 and key != "via":
+                raise MessageError(f"{seen} {canonical_name(key)} header fields where one is allowed")
+        call_id = message.call_id
+        if not call_id or " " in call_id or "\t" in call_id:
+            raise MessageError(f"bad Call-ID {call_id!r}")  # word ["@" word] (§25.1)
         if not message.via:
             raise MessageError("empty Via header")
         message.from_, message.to  # noqa: B018 - parse now so errors surface at the edge
@@ -505,8 +599,15 @@ def _check_mandatory(message: Message) -> None:
             if cseq.method != message.method:
                 raise MessageError(f"CSeq method {cseq.method} does not match {message.method}")
             max_forwards = message.headers.get("Max-Forwards")
-            if max_forwards is not None and (not max_forwards.strip().isdigit() or int(max_forwards) > 255):
-                raise MessageError(f"bad Max-Forwards {max_forwards!r}")
+            if max_forwards is not None:
+                hops = _ascii_int(max_forwards)
+                if hops is None or hops > 255:
+                    raise MessageError(f"bad Max-Forwards {max_forwards[:40]!r}")
+            uri = message._uri
+            if isinstance(uri, SipUri) and uri.headers is not None:
+                # §19.1.1 table: no headers component in a Request-URI (RFC 4475 §3.1.2.11).
+                raise MessageError(f"headers in the Request-URI {str(uri)[:200]!r}")
+            message.contact  # noqa: B018 - a request's Contact is its remote target (§8.1.1.8)
     except MessageError as error:
         error.message = message
         raise

@@ -1,7 +1,9 @@
 """SIP, SIPS and TEL URIs (RFC 3261 §19.1, RFC 3966) and any other absolute URI.
 
 A URI remembers its parts as written, so `str(parse_uri(s)) == s` for every URI that
-parses. Comparison follows RFC 3261 §19.1.4.
+parses, except that the scheme is lower-cased (`SIP:` is written `sip:`). Comparison
+follows RFC 3261 §19.1.4. The message keeps the received bytes of the start line and
+header fields, so a relayed URI keeps its spelling regardless.
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ class SipUri:
             mine, theirs = self.params.get(name), other.params.get(name)
             if (name in self.params or name in other.params) and (mine or "").lower() != (theirs or "").lower():
                 return False
-        for name, value in self.params.items():
-            if name in other.params and (value or "").lower() != (other.params.get(name) or "").lower():
+        for name, _ in self.params.items():
+            # the first value of a name on both sides (a repeated name must not make a URI
+            # unequal to itself)
+            if name in other.params and (self.params.get(name) or "").lower() != (other.params.get(name) or "").lower():
                 return False
         return (self.headers or "") == (other.headers or "")
 
@@ -150,9 +154,12 @@ def parse_uri(text: str) -> Uri:
     text = text.strip()
     scheme, colon, rest = text.partition(":")
     scheme_lower = scheme.lower()
-    if not colon or not scheme or not set(scheme_lower) <= _SCHEME_CHARS or not scheme_lower[0].isalpha():
+    if not colon or (
+        scheme_lower not in _KNOWN_SCHEMES
+        and (not scheme or not set(scheme_lower) <= _SCHEME_CHARS or not scheme_lower[0].isalpha())
+    ):
         raise MessageError(f"not a URI: {text!r}")
-    if any(char in text for char in " \t\r\n"):
+    if " " in text or "\t" in text or "\r" in text or "\n" in text:
         raise MessageError(f"white space inside URI {text!r}")
     if scheme_lower in ("sip", "sips"):
         return _parse_sip_uri(scheme_lower, rest, text)
@@ -166,17 +173,39 @@ def parse_uri(text: str) -> Uri:
     return AbsoluteUri(scheme_lower, rest)
 
 
+_KNOWN_SCHEMES = frozenset(("sip", "sips", "tel"))
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """Split `userinfo@hostport;params?headers` at the `@` that ends the userinfo.
+
+    Neither user nor password may hold a literal `@` (RFC 3261 §25.1), but the user part
+    may hold `?`, `;`, `/` and `,` (user-unreserved), so the `@` is looked for before the
+    first `?` and, failing that, after it (RFC 4475 §3.1.1.2). A stray `@` inside the
+    headers part (`?Replaces=a@b`, seen in the wild) does not move the host. When several
+    `@` come before the headers, the last one ends the userinfo.
+    """
+    question = rest.find("?")
+    if question < 0:
+        at = rest.rfind("@")
+    else:
+        at = rest.rfind("@", 0, question)
+        if at < 0:
+            at = rest.find("@", question)
+    if at < 0:
+        return None, rest
+    return rest[:at], rest[at + 1 :]
+
+
 def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
-    rest, question, headers = rest.partition("?")
-    # userinfo ends at the LAST '@' before the host: '@' may not appear in host, and a
-    # user part may contain escaped characters but not a literal '@' (RFC 3261 §25.1).
-    userinfo, at, hostpart = rest.rpartition("@")
+    userinfo, hostpart = _split_userinfo(rest)
     user = password = None
-    if at:
+    if userinfo is not None:
         if not userinfo:
             raise MessageError(f"empty user part in {text!r}")
         user, colon, pw = userinfo.partition(":")
         password = pw if colon else None
+    hostpart, question, headers = hostpart.partition("?")
     hostport, semicolon, params_text = hostpart.partition(";")
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -193,18 +222,27 @@ def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
         raise MessageError(f"bad host in {text!r}")
     port = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        port = parse_port(port_text)
+        if port is None:
             raise MessageError(f"bad port in {text!r}")
-        port = int(port_text)
     params = parse_params(params_text) if semicolon else Params()
     return SipUri(scheme, user, password, host, port, params, headers if question else None)
 
 
+def parse_port(text: str) -> int | None:
+    """A port number 1..65535 written in ASCII digits, or None (`"²".isdigit()` is True)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 5:
+        return None
+    port = int(text)
+    return port if 0 < port < 65536 else None
+
+
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 
 
 def _valid_host(host: str) -> bool:
     if host.startswith("["):
         inner = host[1:-1]
-        return bool(inner) and all(char in "0123456789abcdefABCDEF:." for char in inner) and ":" in inner
+        return bool(inner) and host.endswith("]") and set(inner) <= _IPV6_CHARS and ":" in inner
     return set(host) <= _HOST_CHARS

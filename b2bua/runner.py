@@ -1,0 +1,137 @@
+"""`b2bua run`: start every profile of a configuration, probe the trunks, stop cleanly.
+
+SIGTERM / SIGINT: answered calls get BYE on both legs, calls still ringing get 503, then
+the sockets close and the CDR file is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import ssl
+import sys
+
+import structlog
+
+from .config import B2buaConfig, ConfigError, load_config
+from .engine.bridge import Bridge, NodeState
+from .engine.cdr import CdrWriter
+from .engine.health import TrunkHealth
+from .engine.probe import TrunkProber
+from .logs import configure_logging
+from .selfsigned import ensure_self_signed
+from .sip import Limits
+from .sip.timers import TimerConfig
+from .stack import SipStack
+from .transport import TlsPeerConfig, server_context
+from .transport import run as run_loop
+
+log = structlog.get_logger("b2bua.node")
+
+
+class B2buaNode:
+    """One B2BUA process: a Bridge (with its own SipStack) per profile, shared trunk health."""
+
+    def __init__(self, config: B2buaConfig) -> None:
+        self.config = config
+        self.node = NodeState(config, CdrWriter(config.node.cdr_path))
+        self.node.health = {trunk.name: TrunkHealth(trunk.name, trunk.health) for trunk in config.trunk}
+        self.bridges: list[Bridge] = []
+        self._probers: list[asyncio.Task] = []
+
+    async def start(self, *, probe: bool = True) -> None:
+        config = self.config
+        timers = TimerConfig(config.timers.t1_ms / 1000, config.timers.t2_ms / 1000, config.timers.t4_ms / 1000)
+        limits = Limits(max_message=config.node.max_message_bytes, max_body=config.node.max_message_bytes)
+        server_tls = self._server_tls()
+        for profile in config.profile:
+            bridge = Bridge(self.node, profile, lambda core: SipStack(
+                core, timers=timers, limits=limits, tls_peers=self._tls_peer, user_agent=config.node.user_agent))
+            for spec in profile.listeners:
+                advertise = None
+                if profile.advertised_host:
+                    advertise = (profile.advertised_host, spec.address.port)
+                await bridge.stack.listen(spec.transport, spec.address.host, spec.address.port,
+                                          server_tls if spec.transport == "tls" else None, advertise=advertise)
+            self.bridges.append(bridge)
+            log.info("profile.ready", profile=profile.name, listen=profile.listen,
+                     location_policy=profile.location_policy)
+        if probe and self.bridges:
+            stack = self.bridges[0].stack
+            for trunk in config.trunk:
+                if trunk.health.enabled:
+                    prober = TrunkProber(stack, trunk, self.node.health[trunk.name])
+                    self._probers.append(asyncio.create_task(prober.run(), name=f"probe-{trunk.name}"))
+
+    def _server_tls(self) -> ssl.SSLContext | None:
+        tls = self.config.tls
+        if not (tls.cert_file and tls.key_file):
+            return None
+        if tls.self_signed_if_missing and ensure_self_signed(tls.cert_file, tls.key_file):
+            log.info("tls.self_signed_created", cert_file=tls.cert_file)
+        return server_context(tls.cert_file, tls.key_file)
+
+    def _tls_peer(self, peer: object) -> TlsPeerConfig | None:
+        for trunk in self.config.trunk:
+            address = trunk.host_port
+            if (address.host, address.port) == (getattr(peer, "host", None), getattr(peer, "port", None)):
+                if not trunk.tls_verify:
+                    return TlsPeerConfig(verify=False)
+                if self.config.tls.ca_file:
+                    from .transport import client_context
+
+                    return TlsPeerConfig(context=client_context(cafile=self.config.tls.ca_file))
+        return None
+
+    def address(self, profile: str, transport: str = "udp") -> tuple[str, int]:
+        bridge = next(bridge for bridge in self.bridges if bridge.profile.name == profile)
+        return bridge.stack.local_address(transport, socket.AF_INET)
+
+    async def stop(self, why: str = "shutdown") -> None:
+        hung_up = sum(bridge.hang_up_all(why) for bridge in self.bridges)
+        for task in self._probers:
+            task.cancel()
+        await asyncio.gather(*self._probers, return_exceptions=True)
+        if hung_up:
+            await asyncio.sleep(0.3)  # let the BYEs leave before the sockets close
+        for bridge in self.bridges:
+            await bridge.stack.close()
+        self.node.cdr.close()
+        log.info("node.stopped", calls_hung_up=hung_up)
+
+
+async def serve(config: B2buaConfig) -> None:
+    node = B2buaNode(config)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("node.running", name=config.node.name)
+    await stop.wait()
+    await node.stop()
+
+
+def add_arguments(parser) -> None:  # noqa: ANN001 - argparse.ArgumentParser
+    parser.add_argument("--config", required=True, help="path of the TOML configuration")
+
+
+def run(args) -> int:  # noqa: ANN001 - argparse.Namespace
+    return run_from_config(args.config)
+
+
+def run_from_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        for line in error.lines():
+            print(line, file=sys.stderr)
+        return 2
+    configure_logging(config.node.log_level)
+    try:
+        run_loop(serve(config))
+    except OSError as error:
+        print(f"b2bua run: {error}", file=sys.stderr)
+        return 1
+    return 0

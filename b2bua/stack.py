@@ -1,0 +1,211 @@
+"""The asyncio side of one SIP user agent: a Transport feeding a TransactionLayer.
+
+The transaction layer is sans-I/O; this class is the small loop around it. Messages
+from the transport go to `TransactionLayer.receive`, the events that come back are
+acted on (sends go to the transport, the rest to the UA's `Core` or to the handler of a
+client transaction), and one event-loop timer is kept armed at `next_timer()`.
+
+The B2BUA engine, the mock ECRC, the PSTN gateway and the caller are all `Core`s on top
+of a `SipStack`. Nothing here awaits on the hot path: callbacks are plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from .sip import Limits, Request, Response, new_branch
+from .sip.message import DEFAULT_LIMITS
+from .sip.transaction import (
+    AckNotReceived,
+    CancelReceived,
+    ClientTransaction,
+    Event,
+    InviteClientTransaction,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    ServerTransaction,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransportFailure,
+)
+from .transport import Listener, Transport
+
+log = structlog.get_logger("b2bua.stack")
+
+ClientHandler = Callable[[Event], None]
+
+
+class Core(Protocol):
+    """What a UA built on the stack implements (its transaction user, RFC 3261 §8)."""
+
+    def on_request(self, request: Request, transaction: ServerTransaction | None, peer: Peer) -> None:
+        """A new request; `transaction` is None for an ACK to a 2xx."""
+
+    def on_cancel(self, cancel: Request, invite: ServerTransaction) -> None:
+        """The caller cancelled; the CANCEL has been answered 200, the INVITE awaits 487."""
+
+    def on_ack_timeout(self, invite: ServerTransaction) -> None:
+        """Our 2xx was never ACKed (RFC 3261 §13.3.1.4): the session should be ended."""
+
+    def on_stray_response(self, response: Response, peer: Peer | None) -> None:
+        """A response matching no transaction (a late 2xx retransmission: re-ACK it)."""
+
+
+class SipStack:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        timers: TimerConfig | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        tls_peers=None,  # noqa: ANN001 - transport.TlsPolicy
+        user_agent: str = "e911-b2bua",
+    ) -> None:
+        self.core = core
+        self.layer = TransactionLayer(timers or TimerConfig())
+        self.transport = Transport(self._on_message, self._on_transport_error, limits=limits, tls_peers=tls_peers)
+        self.user_agent = user_agent
+        self._handlers: dict[ClientTransaction, ClientHandler] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def listen(self, transport: str, host: str, port: int, ssl_context=None, *,  # noqa: ANN001
+                     advertise: tuple[str, int] | None = None) -> Listener:
+        self._loop = asyncio.get_running_loop()
+        return await self.transport.listen(transport, host, port, ssl_context, advertise=advertise)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.transport.close()
+
+    def now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    # -- building blocks for requests ------------------------------------------------------
+    def local_address(self, transport: str, family: int = socket.AF_INET) -> tuple[str, int]:
+        try:
+            return self.transport.local_address(transport, family)
+        except LookupError:
+            # A client that only listens on UDP still sends TCP requests from an ephemeral
+            # port; its UDP listener's address is the best sent-by it has (RFC 3261 §18.1.1).
+            for listener in self.transport.listeners:
+                if listener.family == family:
+                    return listener.local_address()
+            raise
+
+    def via(self, transport: str, family: int = socket.AF_INET) -> str:
+        """A top Via for a request we send: our sent-by, a fresh branch, rport (RFC 3581)."""
+        host, port = self.local_address(transport, family)
+        host = f"[{host}]" if ":" in host else host
+        return f"SIP/2.0/{transport.upper()} {host}:{port};branch={new_branch()};rport"
+
+    def contact_uri(self, transport: str, user: str | None = None, family: int = socket.AF_INET) -> str:
+        host, port = self.local_address(transport, family)
+        host = f"[{host}]" if ":" in host else host
+        scheme = "sips" if transport == "tls" else "sip"
+        user_part = f"{user}@" if user else ""
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"{scheme}:{user_part}{host}:{port}{suffix}"
+
+    # -- client side -------------------------------------------------------------------------
+    def send_request(self, request: Request, peer: Peer, handler: ClientHandler) -> ClientTransaction:
+        """Start a client transaction; `handler` gets its ResponseReceived, TransactionTimeout,
+        TransportFailure and TransactionTerminated events."""
+        transaction, events = self.layer.send_request(request, peer, self.now())
+        self._handlers[transaction] = handler
+        self._process(events)
+        return transaction
+
+    def cancel(self, transaction: InviteClientTransaction, reason: str | None = None) -> None:
+        """CANCEL a pending INVITE: sent on its first provisional if none came yet (§9.1);
+        `reason` becomes its Reason header (RFC 3326)."""
+        self._process(self.layer.cancel(transaction, self.now(), reason))
+
+    def send_stateless(self, message: Request | Response, peer: Peer) -> None:
+        """An ACK for a 2xx (it has no transaction, §13.2.2.4), or a stateless response."""
+        self.transport.send(message, peer)
+
+    # -- server side -------------------------------------------------------------------------
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        if "Server" not in response.headers and self.user_agent:
+            response.headers.add("Server", self.user_agent)
+        self._process(self.layer.respond(transaction, response, self.now()))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _on_message(self, message: Request | Response, peer: Peer, listener: Listener) -> None:
+        self._process(self.layer.receive(message, _peer(peer), self.now()))
+
+    def _on_transport_error(self, peer: Peer, error: Exception) -> None:
+        log.info("sip.transport_error", peer=f"{peer.transport}:{peer.host}:{peer.port}", error=repr(error))
+        self._process(self.layer.transport_error(_peer(peer), self.now()))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._process(self.layer.handle_timer(self.now()))
+
+    def _process(self, events: list[Event]) -> None:
+        for event in events:
+            try:
+                self._dispatch(event)
+            except Exception:  # a bug in one call must not stop the UA serving the others
+                log.exception("sip.core_error", event=type(event).__name__)
+        self._rearm()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Send):
+            self.transport.send(event.message, event.peer)
+        elif isinstance(event, RequestReceived):
+            transaction = event.transaction
+            self.core.on_request(event.request, transaction, transaction.peer if transaction else None)
+        elif isinstance(event, ResponseReceived):
+            if event.transaction is None:
+                self.core.on_stray_response(event.response, None)
+            else:
+                handler = self._handlers.get(event.transaction)
+                if handler is not None:
+                    handler(event)
+        elif isinstance(event, (TransactionTimeout, TransportFailure)):
+            handler = self._handlers.get(event.transaction)  # type: ignore[arg-type]
+            if handler is not None:
+                handler(event)
+        elif isinstance(event, CancelReceived):
+            self.core.on_cancel(event.cancel, event.invite_transaction)
+        elif isinstance(event, AckNotReceived):
+            self.core.on_ack_timeout(event.transaction)
+        elif isinstance(event, TransactionTerminated):
+            handler = self._handlers.pop(event.transaction, None)  # type: ignore[arg-type]
+            if handler is not None:
+                handler(event)
+
+    def _rearm(self) -> None:
+        deadline = self.layer.next_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            loop = self._loop or asyncio.get_running_loop()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+
+def _peer(peer: object) -> Peer:
+    """The transport's Peer as the transaction layer's (one class once they are unified)."""
+    if isinstance(peer, Peer):
+        return peer
+    return Peer(peer.transport, peer.host, peer.port)  # type: ignore[attr-defined]
