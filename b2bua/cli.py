@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str]] = [
     ("run", "b2bua.runner", "run the B2BUA from a TOML configuration"),
     ("check-config", "b2bua.config", "validate a configuration and list every problem"),
+    ("ecrc", "b2bua.testbench.ecrc", "run a mock ECRC that records what location arrived (or list its calls)"),
 ]
 
 

@@ -75,6 +75,9 @@ class SipStack:
         self.transport = Transport(self._on_message, self._on_transport_error, limits=limits, tls_peers=tls_peers)
         self.user_agent = user_agent
         self._handlers: dict[ClientTransaction, ClientHandler] = {}
+        # A mock that plays a dead host ("drop every request") must not even let the
+        # transaction layer send its automatic 100 Trying: it filters here, before the layer.
+        self.accept: Callable[[Request | Response, Peer], bool] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -146,6 +149,8 @@ class SipStack:
 
     # -- the loop ------------------------------------------------------------------------------
     def _on_message(self, message: Request | Response, peer: Peer, listener: Listener) -> None:
+        if self.accept is not None and not self.accept(message, peer):
+            return
         self._process(self.layer.receive(message, _peer(peer), self.now()))
 
     def _on_transport_error(self, peer: Peer, error: Exception) -> None:

@@ -103,7 +103,8 @@ def _retry_bad_namespace_names(
     leading space) is a libxml2 warning promoted to an error by lxml; it does not
     break well-formedness, so read the document anyway and let the namespace checks
     (P03, C01) say what is wrong. Anything else stays fatal."""
-    errors = list(exc.error_log)
+    # The exception's error_log accumulates across parses; the parser's own log is this parse only.
+    errors = list(_parser(encoding).error_log) or list(exc.error_log)
     if not errors or any(e.type_name != "WAR_NS_URI" for e in errors):
         return None
     try:

@@ -77,12 +77,13 @@ def test_parts_keep_their_headers_and_exact_bytes():
     body = emergency_body()
     multipart = split(body, "multipart/mixed;boundary=boundary1")
     sdp, pidf = multipart.parts
-    assert sdp.mime == "application/sdp" and sdp.content == SDP[:-2]  # the CRLF before a delimiter belongs to it
-    assert pidf.mime == "application/pidf+xml" and pidf.content == PIDF[:-2]
+    # the CRLF before a delimiter belongs to the delimiter, not to the content
+    assert sdp.mime == "application/sdp" and sdp.content == SDP
+    assert pidf.mime == "application/pidf+xml" and pidf.content == PIDF
     assert pidf.content_id == "<target123@atlanta.example.com>"
     assert pidf.disposition.type == "by-reference" and pidf.disposition.handling == "optional"
     assert pidf.raw == (b"Content-Type: application/pidf+xml\r\nContent-ID: <target123@atlanta.example.com>\r\n"
-                        b"Content-Disposition: by-reference;handling=optional\r\n\r\n" + PIDF[:-2])
+                        b"Content-Disposition: by-reference;handling=optional\r\n\r\n" + PIDF)
     assert multipart.defects == [] and multipart.preamble == b"" and multipart.epilogue == b""
 
 
@@ -188,7 +189,7 @@ def test_lf_only_line_ends_inside_the_body():
     assert multipart.line_end == b"\n"
     assert [part.mime for part in multipart.parts] == ["application/sdp", "application/pidf+xml"]
     assert multipart.parts[1].content_id == "<target123@atlanta.example.com>"
-    assert multipart.parts[0].content == SDP.replace(b"\r\n", b"\n")[:-1]
+    assert multipart.parts[0].content == SDP.replace(b"\r\n", b"\n")
     assert multipart.to_bytes() == body
 
 
@@ -226,8 +227,9 @@ def test_per_part_content_length_that_is_no_number_is_ignored(value):
 def test_an_unmodified_multipart_body_serializes_to_its_original_bytes(name):
     message = parse_message((FIXTURES / name).read_bytes())
     assert message.multipart.to_bytes() == message.body
+    # re-delimited from the same parts (as `with_parts` does), the body is the same too
     again = message.multipart.with_parts(message.multipart.parts)
-    assert again.to_bytes() == message.body or name == "lync-emergency-invite.sip"
+    assert again.raw is None and again.to_bytes() == message.body
 
 
 def test_with_parts_drops_a_part_and_keeps_the_others_byte_exact():
@@ -254,13 +256,16 @@ def test_with_parts_keeps_a_dropped_parts_neighbours_headers_and_order():
     assert again.parts[1].content_id == "<loc-3f2a@pjsua.example.com>"
 
 
-def test_lync_body_rebuilt_keeps_every_part_byte_exact():
-    # The Lync body has no CRLF between a part and the next delimiter, so the CRLF that
-    # ends each part belongs to the delimiter: rebuilding writes one and the parts stay.
+def test_lync_sdp_part_ending_right_before_the_delimiter_loses_only_the_delimiters_crlf():
+    # Lync writes `...a=sendrecv\r\n------=_NextPart...`: that CRLF belongs to the
+    # delimiter (RFC 2046 §5.1.1), so the SDP content ends without it and re-delimiting
+    # writes it back.
     message = parse_message((FIXTURES / "lync-emergency-invite.sip").read_bytes())
-    rebuilt = message.multipart.with_parts(message.multipart.parts).to_bytes()
-    again = split(rebuilt, message.headers.get("Content-Type"))
-    assert [part.raw for part in again.parts] == [part.raw for part in message.multipart.parts]
+    sdp = message.multipart.parts[0]
+    assert sdp.content.endswith(b"a=sendrecv") and sdp.raw.endswith(b"a=sendrecv")
+    dropped = message.multipart.with_parts([sdp]).to_bytes()
+    assert dropped == message.body[: message.body.index(b"a=sendrecv\r\n") + 12] + (
+        b"--------=_NextPart_000_4A6D_01CAB3D6.7519F890--\r\n")
 
 
 def test_build_multipart_makes_a_body_that_splits_back():
@@ -284,7 +289,8 @@ def test_message_multipart_view_follows_body_and_content_type_changes():
 
 boundaries = st.text("abcdefghijklmnopqrstuvwxyz0123456789'()+_,-./:=?", min_size=1, max_size=70).filter(
     lambda text: not text.endswith(" "))
-contents = st.binary(max_size=120).filter(lambda data: b"--" not in data)
+# A payload ending in CR next to LF-only delimiters is ambiguous by construction: left out.
+contents = st.binary(max_size=120).filter(lambda data: b"--" not in data and not data.endswith(b"\r"))
 
 
 @settings(max_examples=300, deadline=None)
