@@ -18,6 +18,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("run", "b2bua.runner", "run the B2BUA from a TOML configuration"),
     ("check-config", "b2bua.config", "validate a configuration and list every problem"),
     ("ecrc", "b2bua.testbench.ecrc", "run a mock ECRC that records what location arrived (or list its calls)"),
+    ("call", "b2bua.testbench.caller", "place emergency calls through a B2BUA and report each outcome"),
+    ("lab", "b2bua.testbench.lab", "run the embedded lab and its scenario matrix (or --serve it)"),
+    ("pstn", "b2bua.testbench.pstn", "run a mock PSTN gateway, optionally an ELIN gateway (or list its calls)"),
 ]
 
 

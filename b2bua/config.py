@@ -181,6 +181,70 @@ class Emergency(_Model):
         return value
 
 
+class SiteMembers(_Model):
+    """Which callers belong to a site: by source address, From domain or From user."""
+
+    sources: list[str] = Field(default_factory=list)  # networks, e.g. "10.1.0.0/16", "127.0.0.11/32"
+    from_domains: list[str] = Field(default_factory=list)  # host of the From URI, e.g. "branch1.example.com"
+    users: list[str] = Field(default_factory=list)  # user part of the From URI (a registered phone's AoR user)
+
+    @field_validator("sources")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network (address/prefix)") from None
+        return value
+
+
+class Site(_Model):
+    """A site of the seed's design: a central site that hosts trunks, or a branch.
+
+    `emergency_routes` is the site's ordered list of trunk groups for emergency calls
+    (Lync's PSTN usages of the location policy): the SIP trunk's group first, then the
+    branch's local PSTN gateway for when the WAN is down or CAC is full.
+    """
+
+    name: str
+    members: SiteMembers = Field(default_factory=SiteMembers)
+    trunk_groups: list[str] = Field(default_factory=list)  # groups whose trunks are reached from this site
+    emergency_routes: list[str] = Field(default_factory=list)  # empty: [emergency.trunk_group]
+    cac_emergency_policy: Literal["block", "pstn", "exempt"] = "pstn"
+    dial_strings: list[str] | None = None  # per-site overrides of [emergency]
+    dial_masks: dict[str, str] | None = None
+    test_numbers: list[str] | None = None
+    elin_gateway: bool = False  # the site's PSTN gateway puts an ELIN in the caller id
+
+
+class LinkProbe(_Model):
+    """Declare a link down when OPTIONS to an address on the far side go unanswered."""
+
+    target: str  # host:port of a SIP element across the link
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    failures_to_down: Annotated[int, Field(ge=1, le=100)] = 2
+    successes_to_up: Annotated[int, Field(ge=1, le=100)] = 1
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        parse_host_port(value, 5060)
+        return value
+
+
+class Link(_Model):
+    """A WAN link between two sites, with its call admission control limits."""
+
+    name: str
+    sites: Annotated[list[str], Field(min_length=2, max_length=2)]
+    state: Literal["up", "down"] = "up"
+    max_calls: Annotated[int, Field(ge=0)] | None = None
+    max_bandwidth_kbps: Annotated[int, Field(ge=0)] | None = None
+    probe: LinkProbe | None = None
+
+
 class Profile(_Model):
     """One face of the B2BUA toward callers: its listeners and its location policy.
 
@@ -230,6 +294,9 @@ class B2buaConfig(_Model):
     trunk_group: Annotated[list[TrunkGroup], Field(min_length=1)]
     route: list[Route] = Field(default_factory=list)
     emergency: Emergency
+    site: list[Site] = Field(default_factory=list)
+    link: list[Link] = Field(default_factory=list)
+    admin: str | None = None  # HTTP admin API (links, trunks) as host:port, e.g. "127.0.0.1:8060"; None: off
     # Sections read by the test bench (`b2bua lab`), ignored by `b2bua run`.
     lab: dict = Field(default_factory=dict)
 
@@ -251,6 +318,22 @@ class B2buaConfig(_Model):
             value = getattr(self.emergency, key)
             if value is not None and value not in groups:
                 raise ValueError(f"emergency.{key}: {value!r} is not a defined trunk_group")
+        sites = {site.name for site in self.site}
+        _unique("site", [site.name for site in self.site])
+        _unique("link", [link.name for link in self.link])
+        for index, site in enumerate(self.site):
+            for key in ("trunk_groups", "emergency_routes"):
+                for name in getattr(site, key):
+                    if name not in groups:
+                        raise ValueError(f"site[{index}].{key}: {name!r} is not a defined trunk_group")
+        for index, link in enumerate(self.link):
+            for name in link.sites:
+                if name not in sites:
+                    raise ValueError(f"link[{index}].sites: {name!r} is not a defined site")
+            if link.sites[0] == link.sites[1]:
+                raise ValueError(f"link[{index}].sites: a link joins two different sites")
+        if self.admin is not None:
+            parse_host_port(self.admin)
         needs_tls = any(spec.transport == "tls" for profile in self.profile for spec in profile.listeners)
         if needs_tls and not (self.tls.cert_file and self.tls.key_file):
             raise ValueError("tls: a tls listener needs tls.cert_file and tls.key_file")

@@ -48,13 +48,14 @@ class B2buaNode:
         for profile in config.profile:
             bridge = Bridge(self.node, profile, lambda core: SipStack(
                 core, timers=timers, limits=limits, tls_peers=self._tls_peer, user_agent=config.node.user_agent))
+            # Known before its sockets open, so stop() closes what a failed start() opened.
+            self.bridges.append(bridge)
             for spec in profile.listeners:
                 advertise = None
                 if profile.advertised_host:
                     advertise = (profile.advertised_host, spec.address.port)
                 await bridge.stack.listen(spec.transport, spec.address.host, spec.address.port,
                                           server_tls if spec.transport == "tls" else None, advertise=advertise)
-            self.bridges.append(bridge)
             log.info("profile.ready", profile=profile.name, listen=profile.listen,
                      location_policy=profile.location_policy)
         if probe and self.bridges:

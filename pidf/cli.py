@@ -53,8 +53,13 @@ def validate_bytes(data: bytes, *, elins: frozenset[str] = frozenset(), now: dat
         return validate_document(data, now=now, strict=strict, max_size=max_size)
     try:
         conv = _conveyance_from_bytes(data)
+    except UsageError:
+        raise
     except ValueError as exc:
         finding = Finding("S00", ERROR, f"unparseable SIP message: {exc}")
+        return Report(verdict=Verdict.NO_LOCATION, findings=[finding])
+    except Exception as exc:  # noqa: BLE001 - a report for any bytes, even if the SIP core trips
+        finding = Finding("S00", ERROR, f"SIP message could not be analysed: {type(exc).__name__}: {exc}")
         return Report(verdict=Verdict.NO_LOCATION, findings=[finding])
     report = validate_conveyance(conv, now=now, elins=elins, strict=strict, max_size=max_size)
     status = _STATUS_LINE.match(_first_line(data))

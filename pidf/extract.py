@@ -43,10 +43,8 @@ _TRUE = frozenset({"true", "1", "yes"})
 
 
 def elements(parent: etree._Element):
-    """Child elements only (comments and processing instructions skipped)."""
-    for child in parent:
-        if isinstance(child.tag, str):
-            yield child
+    """Child elements only (comments and processing instructions skipped), filtered in C."""
+    return parent.iterchildren(etree.Element)
 
 
 def local(tag: str) -> str:
@@ -79,16 +77,25 @@ def pidf_namespace_of(root: etree._Element) -> str | None:
     return None
 
 
+_CIVIC_TAGS = frozenset(ns.q(u, "civicAddress") for u in ns.CIVIC_NAMESPACES)
+_SHAPE_TAGS = frozenset(ns.q(u, kind) for u in ns.GEO_NAMESPACES for kind in ns.SHAPE_NAMESPACES)
+_GML_LOCATION_TAGS = frozenset({ns.q(ns.GML, "location"), ns.q(ns.GML30, "location")})
+
+
 def is_civic(el: etree._Element) -> bool:
-    return local(el.tag) == "civicAddress" and namespace(el.tag).strip() in ns.CIVIC_NAMESPACES
+    tag = el.tag
+    if tag in _CIVIC_TAGS:
+        return True
+    # Rare path: a namespace URI with stray whitespace (RFC 4119 example, C01).
+    return isinstance(tag, str) and tag.endswith("}civicAddress") and namespace(tag).strip() in ns.CIVIC_NAMESPACES
 
 
 def is_shape(el: etree._Element) -> bool:
-    return local(el.tag) in ns.SHAPE_NAMESPACES and namespace(el.tag) in ns.GEO_NAMESPACES
+    return el.tag in _SHAPE_TAGS
 
 
-def is_gml_location(el: etree._Element) -> bool:
-    return local(el.tag) == "location" and namespace(el.tag) in (ns.GML, ns.GML30)
+def is_gml_location(el: etree._Element | None) -> bool:
+    return el is not None and el.tag in _GML_LOCATION_TAGS
 
 
 def location_chunks(location_info: etree._Element) -> list[etree._Element]:
@@ -104,15 +111,12 @@ def location_chunks(location_info: etree._Element) -> list[etree._Element]:
 
 def read_civic(el: etree._Element) -> CivicAddress:
     civic = CivicAddress(namespace=namespace(el.tag), lang=el.get(ns.XML_LANG))
+    append = civic.fields.append
     for child in elements(el):
-        civic.fields.append(
-            CivicField(
-                name=local(child.tag),
-                value=collapse(child.text),
-                namespace=namespace(child.tag),
-                lang=child.get(ns.XML_LANG),
-            )
-        )
+        tag = child.tag
+        uri, _, name = tag[1:].partition("}") if tag[:1] == "{" else ("", "", tag)
+        text = child.text
+        append(CivicField(name, " ".join(text.split()) if text else "", uri, child.get(ns.XML_LANG)))
     return civic
 
 
@@ -276,16 +280,14 @@ def read_document(root: etree._Element) -> PidfDocument:
         carrier_id = child.get("id")
         ts_raw = None
         device_id = None
-        ms_ext = None
         for sub in elements(child):
             if sub.tag == ts_tag and ts_raw is None:
                 ts_raw = (sub.text or "").strip()
             elif sub.tag == ns.DEVICE_ID and device_id is None:
                 device_id = (sub.text or "").strip()
-            else:
-                for ext in (sub, *elements(sub)):
-                    if local(ext.tag) == "msftE911PidfExtn" and ms_ext is None:
-                        ms_ext = read_ms_extension(ext)
+        # [MS-SIPRE] puts the extension in tuple/status; accept it anywhere in the carrier.
+        ext = next(child.iter("{*}msftE911PidfExtn"), None)
+        ms_ext = read_ms_extension(ext) if ext is not None else None
         for geopriv in _geoprivs_of(child):
             loc = read_geopriv(geopriv, carrier, carrier_id)
             loc.timestamp_raw = ts_raw

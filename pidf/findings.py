@@ -45,24 +45,26 @@ class Findings(list):
         self.strict = strict
         self.prefix = prefix
 
-    def _where(self, where: str | None) -> str | None:
+    def _where(self, where: object | None) -> str | None:
+        # ``where`` may be a lazy location (pidf.checks.common.At); render it now.
+        text = None if where is None else str(where)
         if self.prefix is None:
-            return where
-        return self.prefix if where is None else f"{self.prefix} {where}"
+            return text
+        return self.prefix if text is None else f"{self.prefix} {text}"
 
-    def add(self, id_: str, severity: str, message: str, where: str | None = None) -> None:
+    def add(self, id_: str, severity: str, message: str, where: object | None = None) -> None:
         self.append(Finding(id_, severity, message, self._where(where)))
 
-    def error(self, id_: str, message: str, where: str | None = None) -> None:
+    def error(self, id_: str, message: str, where: object | None = None) -> None:
         self.add(id_, ERROR, message, where)
 
-    def warn(self, id_: str, message: str, where: str | None = None) -> None:
+    def warn(self, id_: str, message: str, where: object | None = None) -> None:
         self.add(id_, WARNING, message, where)
 
-    def info(self, id_: str, message: str, where: str | None = None) -> None:
+    def info(self, id_: str, message: str, where: object | None = None) -> None:
         self.add(id_, INFO, message, where)
 
-    def lenient(self, id_: str, message: str, where: str | None = None) -> None:
+    def lenient(self, id_: str, message: str, where: object | None = None) -> None:
         """A schema violation real clients commit (Lync ``id="0"``...): W, or E when strict."""
         self.add(id_, ERROR if self.strict else WARNING, message, where)
 

@@ -12,7 +12,9 @@ import re
 
 # xs:double lexical space (XML Schema 1.0 §3.2.5); Python's float() is wider
 # (accepts "1_0", "infinity", "nan"), so tokens are screened first.
-_DOUBLE = re.compile(r"^(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|-?INF|NaN)$")
+_DOUBLE_TOKEN = r"(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|-?INF|NaN)"
+_DOUBLE = re.compile(rf"^{_DOUBLE_TOKEN}$")
+_DOUBLE_LIST = re.compile(rf"^\s*(?:{_DOUBLE_TOKEN}(?:\s+{_DOUBLE_TOKEN})*)?\s*$")
 _DMS = re.compile(r"^(\d{1,3})(?::(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?)?([NSEWnsew])$")
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -28,15 +30,10 @@ def parse_double(text: str | None) -> float | None:
 
 def parse_doubles(text: str | None) -> list[float] | None:
     """Whitespace-separated xs:double list (gml:pos, gml:posList); None if any token is bad."""
-    if text is None:
+    if text is None or not _DOUBLE_LIST.match(text):
         return None
-    out = []
-    for token in text.split():
-        value = parse_double(token)
-        if value is None:
-            return None
-        out.append(value)
-    return out
+    # float() reads "INF", "-INF" and "NaN" as xs:double does.
+    return [float(token) for token in text.split()]
 
 
 def group(values: list[float], dimension: int) -> list[tuple[float, ...]]:
@@ -102,13 +99,21 @@ def _segments_cross(p1, p2, p3, p4) -> bool:
 
 def self_intersects(ring: list[tuple[float, ...]]) -> bool:
     """True if two non-adjacent edges of the closed ``ring`` touch or cross.
-    O(n²); callers bound n (a 16-point polygon is 120 edge pairs)."""
+    O(n²) with a bounding-box reject; callers bound n (16 points: 104 edge pairs)."""
     pts = [(p[0], p[1]) for p in ring]
     n = len(pts) - 1  # edges
+    boxes = [
+        (min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1]))
+        for a, b in zip(pts, pts[1:])
+    ]
     for i in range(n):
-        for j in range(i + 1, n):
-            if j == i + 1 or (i == 0 and j == n - 1):
-                continue  # adjacent edges share a vertex by construction
+        lo0, hi0, lo1, hi1 = boxes[i]
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # adjacent through the closing vertex
+            b = boxes[j]
+            if b[0] > hi0 or b[1] < lo0 or b[2] > hi1 or b[3] < lo1:
+                continue  # boxes apart: the edges cannot meet
             if _segments_cross(pts[i], pts[i + 1], pts[j], pts[j + 1]):
                 return True
     return False

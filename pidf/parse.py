@@ -71,14 +71,15 @@ def _parser(encoding: str | None, recover: bool = False) -> etree.XMLParser:
     return parser
 
 
-_depth_probes: dict[int, etree.XPath] = {}
-
-
 def _too_deep(root: etree._Element, max_depth: int) -> bool:
-    probe = _depth_probes.get(max_depth)
+    # Compiled XPath objects are not shared between threads either.
+    probes = getattr(_local, "depth_probes", None)
+    if probes is None:
+        probes = _local.depth_probes = {}
+    probe = probes.get(max_depth)
     if probe is None:
         # /*/*/... with max_depth+1 steps: true iff some element is deeper.
-        probe = _depth_probes[max_depth] = etree.XPath("boolean(/*" + "/*" * max_depth + ")")
+        probe = probes[max_depth] = etree.XPath("boolean(/*" + "/*" * max_depth + ")")
     return bool(probe(root))
 
 

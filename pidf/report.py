@@ -116,6 +116,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "location": self.location.to_dict() if self.location is not None else None,
             "entity": self.document.entity if self.document is not None else None,
+            "document": self.document.to_dict() if self.document is not None else None,
             "selected_part": self.selected_part,
             "selected_part_rule": self.selected_part_rule,
             "first_part": self.first_part,

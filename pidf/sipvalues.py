@@ -49,6 +49,10 @@ class MediaType:
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quoted strings and angle brackets."""
+    if sep not in text:
+        return [text]
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
     parts, buf = [], []
     quoted = angle = False
     escape = False

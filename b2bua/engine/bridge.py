@@ -106,6 +106,7 @@ class Attempt:
     transaction: InviteClientTransaction | None = None
     first_response: int | None = None
     first_response_after: float | None = None
+    progressed: bool = False  # a response other than 100 came: the fast-failover timer is off
     final: int | None = None
     failover_reason: str | None = None
     abandoned: bool = False
@@ -359,7 +360,14 @@ class Bridge:
 
     def _fast_failover(self, call: Call, attempt: Attempt) -> None:
         attempt.timer = None
-        if attempt is not call.current or attempt.first_response is not None or attempt.final is not None:
+        if attempt is not call.current or attempt.progressed or attempt.final is not None:
+            return
+        if len(call.attempts) >= len(call.plan.trunks):
+            # No trunk left to fail over to: giving up now would refuse a call that a slow
+            # but working trunk is about to take. Keep waiting (Timer B, the caller's CANCEL
+            # or the trunk's own final response end the wait).
+            self._event(call, "call.fast_failover_last_trunk", trunk=attempt.trunk.name,
+                        after_s=attempt.trunk.fast_failover_s)
             return
         attempt.abandoned = True
         # §9.1: no CANCEL before a provisional; the layer sends it if one still comes. A 2xx
@@ -388,6 +396,10 @@ class Bridge:
         if attempt.first_response is None:
             attempt.first_response = status
             attempt.first_response_after = self.stack.now() - attempt.started
+        if status > 100 and not attempt.progressed:
+            # A 100 is hop by hop (the next hop got the INVITE, §16.7): only an 18x or a
+            # final response shows the trunk is handling the call and stops fast failover.
+            attempt.progressed = True
             _stop(attempt)
         if response.is_success:
             self._on_b_success(call, attempt, response)
@@ -409,6 +421,7 @@ class Bridge:
         # A final answer from the trunk (486, 404, 603 ...): relay it, never hunt on.
         mapped = 500 if status == 503 else status
         reason = response.headers.get("Reason")
+        call.disconnect_side = call.disconnect_side or "callee"
         self._reject(call, mapped, response.reason, reason_header=reason)
 
     def _on_b_success(self, call: Call, attempt: Attempt, response: Response) -> None:
@@ -419,12 +432,17 @@ class Bridge:
         ack = dialog.create_ack(attempt.request, response, sent_by=self._sent_by(leg.transport),
                                 transport=leg.transport)
         if call.b is not None and call.b.dialog is not None and call.b.dialog.remote_tag == dialog.remote_tag:
-            self.stack.send_stateless(call.b.last_ack or ack, leg.peer)  # 2xx retransmission: re-ACK
+            # 2xx retransmission: re-ACK (unless that ACK still waits for the caller's answer).
+            if call.b.last_ack is not None or call.a.pending_ack_target is None:
+                self.stack.send_stateless(call.b.last_ack or ack, leg.peer)
             return
-        # Every 2xx is ACKed by us at once, on this leg (never waiting for leg A's ACK).
-        self.stack.send_stateless(ack, leg.peer)
-        leg.last_ack = ack
-        if attempt is not call.current or attempt.abandoned or call.cancelled or call.state in ("confirmed", "ended"):
+        late_offer = not call.a_request.body and bool(response.body)
+        releasing = attempt is not call.current or attempt.abandoned or call.cancelled or call.state in ("confirmed", "ended")
+        if releasing or not late_offer:
+            # A 2xx is ACKed by us at once, on this leg (never waiting for leg A's ACK)...
+            self.stack.send_stateless(ack, leg.peer)
+            leg.last_ack = ack
+        if releasing:
             # The 200-crossing-CANCEL race, or a late answer from an abandoned trunk: ACK, then BYE.
             self._event(call, "call.late_answer_released", trunk=attempt.trunk.name)
             bye = dialog.create_request("BYE", sent_by=self._sent_by(leg.transport), transport=leg.transport,
@@ -433,6 +451,11 @@ class Bridge:
             return
         leg.dialog = dialog
         call.b = leg
+        if late_offer:
+            # ...except for a late offer (INVITE without SDP, RFC 3261 §13.2.1): the trunk's
+            # 2xx carries the offer and the answer will come in the caller's ACK, so leg B's
+            # ACK waits for it (RFC 3264 §5: an offer in a 2xx is answered in the ACK).
+            call.a.pending_ack_target = (attempt.request, response)
         call.state = "confirmed"
         call.answered_at = self.stack.now()
         a_dialog = Dialog.for_uas(call.a_request, call.a_tag)
@@ -696,7 +719,10 @@ def _leg_b_uri(call: Call, host: str, port: int, transport: str) -> object:
     original = call.a_request.uri
     if plan.emergency is not None and plan.emergency.number.startswith("urn:"):
         return parse_uri(plan.emergency.number)
-    number = plan.emergency.number if plan.emergency is not None and plan.emergency.reason == "dial-mask" else plan.dialled
+    if plan.emergency is not None and plan.emergency.reason == "dial-mask":
+        number = plan.emergency.number
+    else:
+        number = plan.number_out or plan.dialled  # number_out: the route's rewrite (strip_plus)
     if number is None:
         user = original.user if isinstance(original, SipUri) else (original.number if isinstance(original, TelUri) else None)
         number = user or "unknown"

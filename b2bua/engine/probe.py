@@ -32,7 +32,15 @@ class TrunkProber:
     async def run(self) -> None:
         policy = self.trunk.health
         while True:
-            ok, detail = await self.probe_once()
+            try:
+                ok, detail = await self.probe_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a probe that cannot even be sent has failed
+                # One bad probe must not end the prober: the trunk would keep its last state
+                # (up, say) for the life of the process.
+                log.exception("trunk.probe_error", trunk=self.trunk.name)
+                ok, detail = False, f"probe not sent: {error!r}"
             if self.health.record(ok, self.stack.now(), detail):
                 log.warning("trunk.state", trunk=self.trunk.name, up=self.health.up, detail=detail,
                             failures=self.health.failures, successes=self.health.successes)
@@ -44,7 +52,8 @@ class TrunkProber:
         peer = Peer(transport, host_port.host, host_port.port)
         self._seq += 1
         host = f"[{host_port.host}]" if ":" in host_port.host else host_port.host
-        target = f"sip:{host}:{host_port.port}" + (";transport=tcp" if transport == "tcp" else "")
+        scheme = "sips" if transport == "tls" else "sip"
+        target = f"{scheme}:{host}:{host_port.port}" + (";transport=tcp" if transport == "tcp" else "")
         local_host, local_port = self.stack.local_address(transport)
         local = f"[{local_host}]" if ":" in local_host else local_host
         headers = Headers.of([

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..config import B2buaConfig, Emergency, Trunk, TrunkGroup
+from ..config import B2buaConfig, Emergency, Route, Trunk, TrunkGroup
 from ..sip import AbsoluteUri, Request, SipUri, TelUri, Uri
 
 _VISUAL_SEPARATORS = str.maketrans("", "", "-.() ")
@@ -35,6 +35,7 @@ class RoutePlan:
     reason: str  # how the plan was made, for logs and the CDR
     skipped: list[str] = field(default_factory=list)  # trunks known down, tried last or not at all
     dialled: str | None = None
+    number_out: str | None = None  # the number for leg B when the route rewrites it (strip_plus)
 
     @property
     def routable(self) -> bool:
@@ -146,31 +147,47 @@ def plan_route(
             name = config.emergency.test_trunk_group
         # An emergency-marked call to a number that has its own route (the lab's round-robin
         # pair) follows that route; everything else goes to the emergency trunk group.
+        number_out = None
         if match.reason == "priority" and dialled is not None:
-            route_group = _ordinary_group(config, dialled)
-            if route_group is not None:
-                name = route_group
+            route = _ordinary_route(config, dialled)
+            if route is not None:
+                name = route.trunk_group
+                number_out = _number_out(route, dialled)
         group = config.group_named(name)
         ordered = order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)
         up = [trunk for trunk in ordered if health.get(trunk.name, True)]
         down = [trunk.name for trunk in ordered if not health.get(trunk.name, True)]
         trunks = up + [trunk for trunk in ordered if trunk.name in down]
         reason = f"emergency ({match.reason}) -> {group.name}"
-        return RoutePlan(match, group, trunks, reason, down, dialled)
+        return RoutePlan(match, group, trunks, reason, down, dialled, number_out)
     if dialled is None:
         return RoutePlan(None, None, [], "no route: Request-URI carries no number", [], None)
-    name = _ordinary_group(config, dialled)
-    if name is None:
+    route = _ordinary_route(config, dialled)
+    if route is None:
         return RoutePlan(None, None, [], f"no route for {dialled}", [], dialled)
+    name = route.trunk_group
     group = config.group_named(name)
     ordered = order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)
     up = [trunk for trunk in ordered if health.get(trunk.name, True)]
     down = [trunk.name for trunk in ordered if not health.get(trunk.name, True)]
-    return RoutePlan(None, group, up, f"route {name}", down, dialled)
+    return RoutePlan(None, group, up, f"route {name}", down, dialled, _number_out(route, dialled))
+
+
+def _ordinary_route(config: B2buaConfig, dialled: str) -> Route | None:
+    """The first route whose pattern is found in the dialled number."""
+    for route in config.route:
+        if re.search(route.pattern, dialled):
+            return route
+    return None
 
 
 def _ordinary_group(config: B2buaConfig, dialled: str) -> str | None:
-    for route in config.route:
-        if re.search(route.pattern, dialled):
-            return route.trunk_group
+    route = _ordinary_route(config, dialled)
+    return route.trunk_group if route is not None else None
+
+
+def _number_out(route: Route, dialled: str) -> str | None:
+    """`strip_plus`: leg B gets the number without its leading `+` (Lync RemovePlusFromUri)."""
+    if route.strip_plus and dialled.startswith("+"):
+        return dialled[1:]
     return None

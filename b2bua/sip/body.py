@@ -152,7 +152,7 @@ class BodyPart:
 
     @classmethod
     def build(cls, headers: list[tuple[str, str]], content: bytes) -> BodyPart:
-        head = b"".join(f"{name}: {value}\r\n".encode() for name, value in headers)
+        head = b"".join(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape") for name, value in headers)
         return cls(list(headers), content, head + b"\r\n" + content)
 
 
@@ -205,11 +205,20 @@ class Multipart:
     defects: list[str] = field(default_factory=list)
     raw: bytes | None = None
     line_end: bytes = b"\r\n"
+    # The part list `raw` was split into: a list changed in place (`parts.remove(p)`)
+    # must not be hidden behind the original bytes.
+    _raw_parts: tuple[BodyPart, ...] | None = field(default=None, repr=False)
 
     def to_bytes(self) -> bytes:
-        if self.raw is not None:
+        if self.raw is not None and self._unchanged():
             return self.raw
         return build_multipart(self.parts, self.boundary, self.preamble, self.epilogue, self.line_end)
+
+    def _unchanged(self) -> bool:
+        parts, original = self.parts, self._raw_parts
+        if original is None:
+            return True  # made by a caller with its own `raw`
+        return len(parts) == len(original) and all(mine is theirs for mine, theirs in zip(parts, original))
 
     def with_parts(self, parts: list[BodyPart]) -> Multipart:
         """The same body with another part list, re-delimited; original part bytes kept."""
@@ -219,7 +228,7 @@ class Multipart:
 def build_multipart(
     parts: list[BodyPart], boundary: str, preamble: bytes = b"", epilogue: bytes = b"", line_end: bytes = b"\r\n"
 ) -> bytes:
-    delimiter = b"--" + boundary.encode()
+    delimiter = b"--" + boundary.encode("utf-8", "surrogateescape")
     out = [preamble]
     for index, part in enumerate(parts):
         # The line end before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
@@ -268,7 +277,7 @@ def parse_multipart(body: bytes, media: MediaType) -> Multipart | None:
         parts.append(parse_part(raw, defects))
     if not closed:
         defects.append("no-close-delimiter")
-    return Multipart(boundary, parts, preamble, epilogue, _unique(defects), body, line_end)
+    return Multipart(boundary, parts, preamble, epilogue, _unique(defects), body, line_end, tuple(parts))
 
 
 def _delimiters(body: bytes, dash_boundary: bytes) -> list[tuple[int, int, bool, bytes]]:

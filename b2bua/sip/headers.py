@@ -176,6 +176,8 @@ _DISPLAY_CHARS = TOKEN_CHARS | frozenset(" \t")
 
 
 def _find_unquoted(text: str, char: str) -> int:
+    if '"' not in text:
+        return text.find(char)  # nothing quoted: let str.find do it
     in_quotes = False
     escaped = False
     for index, current in enumerate(text):

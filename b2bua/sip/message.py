@@ -70,10 +70,11 @@ class HeaderField:
         self.value = value  # unfolded and stripped
         self.raw = raw  # exact bytes received (line end included), None when made here
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, line_end: bytes = b"\r\n") -> bytes:
+        """The received bytes, or `Name: value` and `line_end` for a field made here."""
         if self.raw is not None:
             return self.raw
-        return f"{self.name}: {self.value}\r\n".encode("utf-8", "surrogateescape")
+        return f"{self.name}: {self.value}".encode("utf-8", "surrogateescape") + line_end
 
     def __repr__(self) -> str:
         return f"HeaderField({self.name!r}, {self.value!r})"
@@ -292,9 +293,11 @@ class Message:
         return self.start_raw
 
     def to_bytes(self) -> bytes:
+        # Lines written here end like the received message's lines (LF-only peers).
+        line_end = b"\n" if self.blank_line == b"\n" else b"\r\n"
         start = self._start_raw_if_current()
         if start is None:
-            start = (self.start_line() + "\r\n").encode("utf-8", "surrogateescape")
+            start = self.start_line().encode("utf-8", "surrogateescape") + line_end
         out = [start]
         body = self.body
         wanted = self.content_length_override if self.content_length_override is not None else len(body)
@@ -308,15 +311,15 @@ class Message:
                 if item.raw is not None and _ascii_int(item.value) == wanted:
                     out.append(item.raw)
                 else:
-                    out.append(f"Content-Length: {wanted}\r\n".encode())
+                    out.append(b"Content-Length: %d" % wanted + line_end)
                 continue
-            out.append(item.raw if item.raw is not None else item.to_bytes())
+            out.append(item.raw if item.raw is not None else item.to_bytes(line_end))
         if not wrote_length and (
             self._received_body is None or body is not self._received_body or self.content_length_override is not None
         ):
             # A message made here, or whose body changed, states its length. A received
             # one that had none (legal over UDP) and is unchanged is re-emitted as it was.
-            out.append(f"Content-Length: {wanted}\r\n".encode())
+            out.append(b"Content-Length: %d" % wanted + line_end)
         out.append(self.blank_line)
         out.append(body)
         return b"".join(out)
@@ -418,6 +421,7 @@ class Response(Message):
 SINGLE_HEADERS = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"))
 _MANDATORY = (("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
 _LWS = " \t\r\n"
+_FOLD = (0x20, 0x09)  # a line starting with SP or HTAB continues the field before it
 
 
 def _ascii_int(text: str) -> int | None:
@@ -445,9 +449,15 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
     if not lines:
         raise MessageError("empty message")
     message = _parse_start_line(lines[0])
-    message.blank_line = blank or b"\r\n"
+    last = lines[-1]
+    message.blank_line = blank or (b"\n" if last.endswith(b"\n") and not last.endswith(b"\r\n") else b"\r\n")
     fields, error = _parse_header_fields(lines, limits)
     message.headers = Headers(fields)
+    if error is None and not blank and not last.endswith((b"\n", b"\r")):
+        # The datagram ends inside a line: it was cut short. (A last line that ends but
+        # is not followed by the empty line is let through: bodiless requests from
+        # sloppy phones; relaying it writes the missing empty line.)
+        error = MessageError("message ends inside a header line (truncated)")
     if error is not None:
         error.message = message
         raise error
@@ -517,26 +527,24 @@ def _parse_header_fields(lines: list[bytes], limits: Limits) -> tuple[list[Heade
     while index < count:
         line = lines[index]
         index += 1
-        if line[:1] in (b" ", b"\t"):
+        if line[0] in _FOLD:
             if error is None:
                 error = MessageError("continuation line before any header")
             continue
-        # Folding (RFC 3261 §7.3.1): continuation lines start with SP or HTAB.
-        first = index
-        while index < count and lines[index][:1] in (b" ", b"\t"):
-            index += 1
-        if index == first:
+        text = line.decode("utf-8", "surrogateescape")
+        name, colon, value = text.partition(":")
+        if index == count or lines[index][0] not in _FOLD:
             raw = line
-            text = line.decode("utf-8", "surrogateescape")
-            name, colon, value = text.partition(":")
             value = value.strip(_LWS)
         else:
+            # Folding (RFC 3261 §7.3.1): continuation lines start with SP or HTAB, and
+            # each line break with the white space around it is one SP. Only the line
+            # ends the framer knows count: str.splitlines would also split at U+0085,
+            # U+2028, FF ... inside a value.
+            first = index
+            while index < count and lines[index][0] in _FOLD:
+                index += 1
             raw = b"".join(lines[first - 1 : index])
-            text = line.decode("utf-8", "surrogateescape")
-            name, colon, value = text.partition(":")
-            # Each line break and the white space around it is one SP. Split on the
-            # line ends the framer knows only: str.splitlines would also split at
-            # U+0085, U+2028, FF ... inside a value.
             pieces = [value.strip(_LWS)]
             pieces.extend(piece.decode("utf-8", "surrogateescape").strip(_LWS) for piece in lines[first:index])
             value = " ".join(piece for piece in pieces if piece)

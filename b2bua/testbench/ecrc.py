@@ -10,25 +10,18 @@ answer behaviour at run time.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import signal
-import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import structlog
 
 from ..config import parse_host_port, parse_listen
-from ..logs import configure_logging
 from ..selfsigned import ensure_self_signed
 from ..sip import Request
 from ..sip.transaction import Peer
-from ..transport import run as run_loop
 from ..transport import server_context
-from .control import ANSWERS, AnswerBehaviour, BehaviourError
+from .cli_common import BenchCommand, add_common_arguments, checked_arguments, print_calls, serve_command
+from .control import AnswerBehaviour
 from .record import build_record
 from .store import CallStore
 from .uas import AnsweringUas
@@ -47,25 +40,38 @@ class MockEcrc(AnsweringUas):
         self.test_numbers = test_numbers
 
     def invite_received(self, request: Request, peer: Peer) -> None:
+        self.record_call(request, peer, self.behaviour.answer)
+
+    def invite_dropped(self, request: Request, peer: Peer) -> None:
+        """`drop`: the caller hears nothing, but the INVITE is recorded (`answer: drop`), so
+        a test can tell "never arrived" from "arrived and went unanswered"."""
+        self.record_call(request, peer, "drop")
+
+    def record_call(self, request: Request, peer: Peer, answer: str) -> dict:
         record = self.make_record(request, peer)
-        record["answer"] = self.behaviour.answer
+        record["answer"] = answer
         record["id"] = self.store.add(record)  # committed before any answer leaves
-        fields = {"ecrc": self.name, "record_id": record["id"], "call_id": request.call_id,
+        fields = {"ecrc": self.name, "record_id": record["id"], "call_id": request.call_id, "answer": answer,
                   "verdict": record.get("verdict"), "disposition": record.get("disposition")}
         if record.get("is_test"):
             log.info("ecrc.readback", readback=record.get("readback"), **fields)
         else:
             log.info("ecrc.call", **fields)
+        return record
 
     def make_record(self, request: Request, peer: Peer) -> dict:
         return build_record(
-            request, ecrc=self.name, transport=peer.transport.upper(), source=_source(peer),
+            request, ecrc=self.name, transport=peer.transport.upper(), source=source_of(peer),
             arrived_at=datetime.now(timezone.utc), elins=self.elins, test_numbers=self.test_numbers,
         )
 
 
-def _source(peer: Peer) -> str:
+def source_of(peer: Peer) -> str:
+    """The sender as a record's `source`: `host:port`, `[v6]:port`."""
     return f"[{peer.host}]:{peer.port}" if ":" in peer.host else f"{peer.host}:{peer.port}"
+
+
+_source = source_of
 
 
 @dataclass
@@ -106,89 +112,19 @@ async def start_uas(uas: AnsweringUas, store: CallStore, listen: list[str], http
 
 # -- `b2bua ecrc [serve] ...` and `b2bua ecrc calls` -----------------------------------------
 
+COMMAND = BenchCommand("ecrc", name="ecrc", listen="udp:127.0.0.1:5070", db="ecrc.sqlite", http="127.0.0.1:8070")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("serve", "calls"), default="serve",
-                        help="serve (default): run an ECRC; calls: list what an ECRC recorded")
-    parser.add_argument("--name", default="ecrc", help="instance name written in every record (default: ecrc)")
-    parser.add_argument("--listen", action="append", metavar="T:HOST:PORT",
-                        help="udp:/tcp:/tls:HOST:PORT to listen on (repeatable; default udp:127.0.0.1:5070)")
-    parser.add_argument("--db", default="ecrc.sqlite", help="SQLite file of the records (default: ecrc.sqlite)")
-    parser.add_argument("--http", default="127.0.0.1:8070", help="HTTP API address (default 127.0.0.1:8070)")
-    parser.add_argument("--answer", choices=ANSWERS, default="200", help="answer behaviour (default 200)")
-    parser.add_argument("--ring-ms", type=int, default=0, help="ring this long before answering")
-    parser.add_argument("--bye-after-s", type=float, default=None, help="with --answer bye-after")
+    add_common_arguments(parser, COMMAND, "an ECRC")
     parser.add_argument("--elin", action="append", default=[], help="an ELIN the bench knows (repeatable)")
-    parser.add_argument("--tls-cert", help="certificate for tls: listeners (made self-signed when missing)")
-    parser.add_argument("--tls-key", help="key for tls: listeners")
-    parser.add_argument("--url", help="with `calls`: the ECRC's HTTP API (default http://<--http>)")
-    parser.add_argument("--json", action="store_true", help="with `calls`: print JSON")
-    parser.add_argument("--limit", type=int, default=20, help="with `calls`: how many (default 20)")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
-
     if args.action == "calls":
-        return _print_calls(args)
-    try:
-        behaviour = AnswerBehaviour(args.answer, args.ring_ms, args.bye_after_s)
-        listen = args.listen or ["udp:127.0.0.1:5070"]
-        for item in listen:
-            parse_listen(item)
-        parse_host_port(args.http)
-    except (BehaviourError, ValueError) as error:
-        raise UsageError(str(error)) from None
-    configure_logging(args.log_level)
-    try:
-        run_loop(_serve(args, behaviour, listen))
-    except OSError as error:
-        print(f"b2bua ecrc: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-async def _serve(args: argparse.Namespace, behaviour: AnswerBehaviour, listen: list[str]) -> None:
-    store = CallStore(args.db)
-    ecrc = MockEcrc(args.name, store, behaviour, elins=frozenset(args.elin))
-    running = await start_uas(ecrc, store, listen, args.http, tls_cert=args.tls_cert, tls_key=args.tls_key)
-    log.info("ecrc.ready", ecrc=args.name, listen=listen, http=args.http, db=args.db, answer=behaviour.answer)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await running.close()
-    store.close()
-
-
-def _print_calls(args: argparse.Namespace) -> int:
-    """Read the records through the HTTP API (default) or straight from the SQLite file."""
-    from ..cli import UsageError
-
-    if args.url or not args.db or args.db == "ecrc.sqlite":
-        url = (args.url or f"http://{args.http}").rstrip("/") + f"/calls?limit={args.limit}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                records = json.loads(reply.read())
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise UsageError(f"cannot read {url}: {error}") from None
-    else:
-        store = CallStore(args.db)
-        records = store.list(limit=args.limit)
-        store.close()
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return 0
-    print(f"{'id':>5}  {'arrived_at':<24} {'ecrc':<10} {'caller':<16} {'to':<10} {'verdict':<24} disposition")
-    for record in records:
-        print(f"{record.get('id', ''):>5}  {str(record.get('arrived_at', ''))[:24]:<24} {str(record.get('ecrc', ''))[:10]:<10} "
-              f"{str(record.get('caller_id') or '')[:16]:<16} {_to_user(record):<10} {str(record.get('verdict') or '-'):<24} "
-              f"{record.get('disposition', '')}")
-    return 0
-
-
-def _to_user(record: dict) -> str:
-    uri = str(record.get("request_uri") or "")
-    return uri.split(":", 1)[-1].split("@", 1)[0][:10]
+        return print_calls(args, COMMAND)
+    behaviour, listen = checked_arguments(args, COMMAND)
+    return serve_command(
+        args, COMMAND, listen,
+        lambda store: MockEcrc(args.name, store, behaviour, elins=frozenset(args.elin)),
+    )

@@ -4,17 +4,22 @@ Behaviours (`AnswerBehaviour.answer`, changeable at run time):
   200        200 with a G.711 SDP answer, after 180 and `ring_ms` when ring_ms > 0
   486 / 503  that final response (after `ring_ms`)
   drop       silence: every request is dropped before the transaction layer (so not even
-             a 100 Trying leaves), like a dead host behind a live address
+             a 100 Trying leaves), like a dead host behind a live address; each new INVITE
+             is still handed, once (not its retransmissions), to `invite_dropped`
   ring       180 and never an answer (until the caller CANCELs: 487)
   bye-after  answer as 200, then BYE `bye_after_s` after the ACK
 In a call it answers BYE, re-INVITE (with a fresh SDP answer), UPDATE, INFO, MESSAGE and
 OPTIONS; CANCEL gets 487 on the INVITE. Subclasses hear each new INVITE through
-`invite_received` before it is answered (the ECRC records it there, durably).
+`invite_received` before it is answered (the ECRC records it there, durably); should that
+hook fail (the store is broken), the INVITE gets 500 rather than an answer that claims a
+record exists. `screen_invite` lets a subclass answer an INVITE itself with a final
+response instead of the behaviour (the PSTN gateway redirects callbacks to an ELIN).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import structlog
@@ -29,6 +34,7 @@ from .control import AnswerBehaviour
 log = structlog.get_logger("b2bua.testbench")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, MESSAGE"
+DROPPED_REMEMBERED = 1024  # INVITEs (Call-ID, branch) remembered to hear each dropped one once
 
 
 @dataclass
@@ -58,13 +64,24 @@ class AnsweringUas:
         self.stack.accept = self._accept
         self.calls: dict[tuple[str, str], UasCall] = {}
         self._by_transaction: dict[ServerTransaction, UasCall] = {}
+        self._dropped: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     # -- hooks for subclasses -------------------------------------------------------------
+    def screen_invite(self, request: Request, peer: Peer) -> Response | None:
+        """A new INVITE (not yet a call): return a final response to send instead of
+        answering it by the behaviour (no call is made, `invite_received` is not called),
+        or None to answer it as usual."""
+        return None
+
     def invite_received(self, request: Request, peer: Peer) -> None:
-        """A new INVITE, before any answer leaves."""
+        """A new INVITE, before any answer leaves. An exception here answers it 500."""
 
     def call_ended(self, call: UasCall, side: str) -> None:
         """A call is over (`side`: caller, us, cancelled)."""
+
+    def invite_dropped(self, request: Request, peer: Peer) -> None:
+        """A new INVITE that the `drop` behaviour left unanswered (once per INVITE, not per
+        retransmission; nothing is sent, no call is made)."""
 
     # -- behaviour --------------------------------------------------------------------------
     def set_behaviour(self, behaviour: AnswerBehaviour) -> None:
@@ -75,7 +92,24 @@ class AnsweringUas:
         return self.behaviour
 
     def _accept(self, message: Request | Response, peer: Peer) -> bool:
-        return self.behaviour.answer != "drop"
+        if self.behaviour.answer != "drop":
+            return True
+        if isinstance(message, Request) and message.method == "INVITE":
+            try:
+                fresh = message.to.tag is None
+                via = message.top_via
+                key = (message.call_id, via.branch if via is not None and via.branch else "")
+            except Exception:  # noqa: BLE001 - unparseable: dropped like everything else
+                return False
+            if fresh and key not in self._dropped:
+                self._dropped[key] = None
+                while len(self._dropped) > DROPPED_REMEMBERED:
+                    self._dropped.popitem(last=False)
+                try:
+                    self.invite_dropped(message, peer)
+                except Exception:  # noqa: BLE001 - a dead host stays silent whatever happens
+                    log.exception("uas.drop_hook_failed", uas=self.name, call_id=key[0])
+        return False
 
     # -- Core callbacks ---------------------------------------------------------------------
     def on_request(self, request: Request, transaction: ServerTransaction | None, peer: Peer | None) -> None:
@@ -123,11 +157,21 @@ class AnsweringUas:
 
     # -- calls ------------------------------------------------------------------------------
     def _new_call(self, request: Request, transaction: ServerTransaction, peer: Peer) -> None:
+        screened = self.screen_invite(request, peer)
+        if screened is not None:
+            self.stack.respond(transaction, screened)
+            return
         behaviour = self.behaviour
         call = UasCall(request, transaction, peer, new_tag(), behaviour=behaviour)
         self.calls[(request.call_id, call.tag)] = call
         self._by_transaction[transaction] = call
-        self.invite_received(request, peer)
+        try:
+            self.invite_received(request, peer)
+        except Exception:  # noqa: BLE001 - e.g. the store failed: never claim a record by answering
+            log.exception("uas.invite_hook_failed", uas=self.name, call_id=request.call_id)
+            self.stack.respond(transaction, self._response(call, 500))
+            self._end(call, "us")
+            return
         if behaviour.answer == "ring" or (behaviour.ring_ms and behaviour.answer in ("200", "bye-after")):
             self.stack.respond(transaction, self._response(call, 180))
         if behaviour.answer == "ring":

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-
 from lxml import etree
 
 from .. import namespaces as ns
-from ..extract import collapse, elements, local, namespace
+from ..extract import elements, namespace
 from ..model import MAX_ELINS
 from ..registries import COUNTRY_HINTS, ISO3166_ALPHA2, SUBDIVISIONS, US_STATE_NAMES
-from .common import CheckContext, path_of
+from .common import At, CheckContext
 
 # RFC 5139 §4 xs:sequence, in order.
 CIVIC_ORDER = (
@@ -30,7 +28,7 @@ _NANP = re.compile(r"^(?:\+?1)?\d{10}$")
 
 def check_civic(el: etree._Element, ctx: CheckContext) -> None:
     f = ctx.findings
-    where = path_of(el)
+    where = At(el)
     uri = namespace(el.tag)
     # C01: RFC 5139 §4 namespace; RFC 4119 examples use civicLoc and a leading space.
     if uri == ns.CIVIC_LOC:
@@ -42,14 +40,19 @@ def check_civic(el: etree._Element, ctx: CheckContext) -> None:
     langs: set[str] = set()
     if el.get(ns.XML_LANG):
         langs.add(el.get(ns.XML_LANG))
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     last_rank = -1
     seen_extension = False
     order_reported = False
     for child in elements(el):
-        name, child_ns = local(child.tag), namespace(child.tag)
-        cwhere = path_of(child)
-        value = collapse(child.text)
+        tag = child.tag
+        if tag[:1] == "{":
+            child_ns, _, name = tag[1:].partition("}")
+        else:
+            child_ns, name = "", tag
+        cwhere = At(child)
+        text = child.text
+        value = " ".join(text.split()) if text else ""
         lang = child.get(ns.XML_LANG)
         if lang:
             langs.add(lang)
@@ -60,7 +63,7 @@ def check_civic(el: etree._Element, ctx: CheckContext) -> None:
             if name not in CIVIC_RANK:
                 f.error("C02", f"unknown civic element {name!r} in the civicAddr namespace", cwhere)
                 continue
-            counts[name] += 1
+            counts[name] = counts.get(name, 0) + 1
             if counts[name] == 2:
                 f.error("C02", f"civic element {name} appears more than once (each is 0..1)", cwhere)
             rank = CIVIC_RANK[name]
@@ -96,7 +99,7 @@ def check_civic(el: etree._Element, ctx: CheckContext) -> None:
     _check_elins(values.get("NAM"), where, ctx)
 
 
-def _check_country(country: str | None, where: str, ctx: CheckContext) -> None:
+def _check_country(country: str | None, where: At, ctx: CheckContext) -> None:
     """C03: RFC 5139 §3.3, ISO 3166-1 alpha-2, upper case."""
     if country is None or country == "":
         return
@@ -114,7 +117,7 @@ def _check_country(country: str | None, where: str, ctx: CheckContext) -> None:
         f.error("C03", f"country {country!r} is not a two-letter ISO 3166-1 code", where)
 
 
-def _check_a1(country: str | None, a1: str | None, where: str, ctx: CheckContext) -> None:
+def _check_a1(country: str | None, a1: str | None, where: At, ctx: CheckContext) -> None:
     """C04: RFC 5139 §3.4, A1 SHOULD be the ISO 3166-2 subdivision code without the country prefix."""
     if not a1:
         return
@@ -134,7 +137,7 @@ def _check_a1(country: str | None, a1: str | None, where: str, ctx: CheckContext
         f.warn("C04", f"A1 {a1!r} does not look like an ISO 3166-2 subdivision code (1-3 letters/digits)", where)
 
 
-def _check_us_minimum(values: dict[str, str], where: str, ctx: CheckContext) -> None:
+def _check_us_minimum(values: dict[str, str], where: At, ctx: CheckContext) -> None:
     """C08: what an MSAG-validated US/Canadian address needs; HNO numeric only (RFC 4119 §2.2.1)."""
     f = ctx.findings
     country = values.get("country")
@@ -151,7 +154,7 @@ def _check_us_minimum(values: dict[str, str], where: str, ctx: CheckContext) -> 
         f.warn("C08", f"HNO {hno!r} is not purely numeric; the suffix belongs in HNS", where)
 
 
-def _check_lync_limits(values: dict[str, str], where: str, ctx: CheckContext) -> None:
+def _check_lync_limits(values: dict[str, str], where: At, ctx: CheckContext) -> None:
     """C09: a Lync LIS cannot hold longer values (Set-CsLisLocation)."""
     for name, limit in LYNC_LIMITS.items():
         value = values.get(name)
@@ -159,7 +162,7 @@ def _check_lync_limits(values: dict[str, str], where: str, ctx: CheckContext) ->
             ctx.findings.info("C09", f"{name} is {len(value)} characters; the Lync LIS limit is {limit}", where)
 
 
-def _check_elins(nam: str | None, where: str, ctx: CheckContext) -> None:
+def _check_elins(nam: str | None, where: At, ctx: CheckContext) -> None:
     """C10: ELINs in NAM ([AC-ELIN]): up to five, ';'-separated, hyphens ignored, 10-digit NANP."""
     if not nam:
         return

@@ -38,27 +38,47 @@ class CheckContext:
     pidf_ns: str = ns.PIDF
 
 
+_display_names: dict[str, str] = {}
+
+
+def _display(tag: str) -> str:
+    name = _display_names.get(tag)
+    if name is None:
+        if tag[:1] != "{":
+            name = tag
+        else:
+            uri, _, local = tag[1:].partition("}")
+            prefix = _PREFIX_OF.get(uri)
+            name = (prefix + local) if prefix is not None else "{" + uri + "}" + local
+        if len(_display_names) < 512:  # hostile documents must not grow it without bound
+            _display_names[tag] = name
+    return name
+
+
 def name_of(el: etree._Element) -> str:
     """Prefixed name for messages: ``gp:geopriv``, ``tuple``, ``{urn:x}foo``."""
     tag = el.tag
-    if not isinstance(tag, str):
-        return "#comment"
-    if tag[:1] != "{":
-        return tag
-    uri, _, local = tag[1:].partition("}")
-    prefix = _PREFIX_OF.get(uri)
-    return (prefix + local) if prefix is not None else "{" + uri + "}" + local
+    return _display(tag) if isinstance(tag, str) else "#comment"
 
 
 def path_of(el: etree._Element) -> str:
     """A short XPath-like location for a finding: ``/presence/tuple[@id='0']/status``."""
     steps = []
-    node = el
-    while node is not None:
-        step = name_of(node)
+    for node in (el, *el.iterancestors()):
         ident = node.get("id")
-        if ident is not None:
-            step += f"[@id='{ident}']"
-        steps.append(step)
-        node = node.getparent()
+        name = name_of(node)
+        steps.append(name if ident is None else f"{name}[@id='{ident}']")
     return "/" + "/".join(reversed(steps))
+
+
+class At:
+    """A finding location computed only if a finding is actually added: building
+    the path costs more than most checks, and clean documents need none."""
+
+    __slots__ = ("el",)
+
+    def __init__(self, el: etree._Element) -> None:
+        self.el = el
+
+    def __str__(self) -> str:
+        return path_of(self.el)

@@ -18,7 +18,7 @@ from ..extract import (
     ring_element,
 )
 from ..geometry import distance_m, parse_double, parse_doubles, parse_legacy_coordinates, self_intersects, signed_area
-from .common import CheckContext, name_of, path_of
+from .common import At, CheckContext, name_of
 
 CRS_2D = "urn:ogc:def:crs:EPSG::4326"
 CRS_3D = "urn:ogc:def:crs:EPSG::4979"
@@ -70,27 +70,27 @@ def check_location_info(info: etree._Element, ctx: CheckContext) -> None:
             continue
         if is_gml_location(child):
             # G07: RFC 5491 §4 deprecates the gml:location wrapper (RFC 4119 example).
-            f.warn("G07", "deprecated gml:location wrapper around the shape (RFC 5491 §4)", path_of(child))
+            f.warn("G07", "deprecated gml:location wrapper around the shape (RFC 5491 §4)", At(child))
             shapes = [c for c in elements(child) if is_shape(c)]
             order.extend("geo" for _ in shapes)
             continue
         if is_shape(child):
             order.append("geo")
         elif uri in ns.GEO_NAMESPACES:
-            f.error("G01", f"{name_of(child)} is not one of the eight RFC 5491 shapes", path_of(child))
+            f.error("G01", f"{name_of(child)} is not one of the eight RFC 5491 shapes", At(child))
     for child in elements(info):
         targets = [child] if is_shape(child) else [c for c in elements(child) if is_shape(c)] if is_gml_location(child) else []
         for shape in targets:
             check_shape(shape, ctx, country)
     # G08: RFC 5491 rule 7, compound location: coarse (geodetic) first, civic detail after.
     if "civic" in order and "geo" in order and order.index("civic") < order.index("geo"):
-        f.warn("G08", "compound location lists the civic address before the geodetic shape; RFC 5491 rule 7 puts the coarse geodetic area first", path_of(info))
+        f.warn("G08", "compound location lists the civic address before the geodetic shape; RFC 5491 rule 7 puts the coarse geodetic area first", At(info))
 
 
 def check_shape(el: etree._Element, ctx: CheckContext, country: str | None = None) -> None:
     f = ctx.findings
     kind, uri = local(el.tag), namespace(el.tag)
-    where = path_of(el)
+    where = At(el)
     expected_ns = ns.SHAPE_NAMESPACES[kind]
     # G01 / G07: exact namespaces (gml:Circle is a common mistake; GML 3.0 is deprecated).
     if uri == ns.GML30:
@@ -109,7 +109,7 @@ def check_shape(el: etree._Element, ctx: CheckContext, country: str | None = Non
 def _check_crs(el: etree._Element, kind: str, ctx: CheckContext) -> int:
     """G02: srsName on the outermost element only, exactly the 4326/4979 URN."""
     f = ctx.findings
-    where = path_of(el)
+    where = At(el)
     srs = el.get("srsName")
     dimension = 3 if kind in ("Sphere", "Ellipsoid", "Prism") else 2
     if srs is None:
@@ -130,9 +130,9 @@ def _check_crs(el: etree._Element, kind: str, ctx: CheckContext) -> int:
                 f.warn("G02", "srsDimension SHOULD be omitted (RFC 5491 §5)", where)
             continue
         if sub.get("srsName") is not None:
-            f.error("G02", f"srsName re-specified on {name_of(sub)}; only the outermost geometry carries it", path_of(sub))
+            f.error("G02", f"srsName re-specified on {name_of(sub)}; only the outermost geometry carries it", At(sub))
         if sub.get("srsDimension") is not None:
-            f.warn("G02", f"srsDimension on {name_of(sub)} SHOULD be omitted (RFC 5491 §5)", path_of(sub))
+            f.warn("G02", f"srsDimension on {name_of(sub)} SHOULD be omitted (RFC 5491 §5)", At(sub))
     return dimension
 
 
@@ -152,7 +152,7 @@ def _read_pos(pos_el: etree._Element, dimension: int, ctx: CheckContext) -> tupl
     """G03 for one gml:pos: count of doubles and ranges."""
     f = ctx.findings
     values = parse_doubles(pos_el.text)
-    where = path_of(pos_el)
+    where = At(pos_el)
     if values is None:
         f.error("G03", f"gml:pos {(pos_el.text or '').strip()!r} is not a list of numbers", where)
         return None
@@ -175,35 +175,35 @@ def _check_centre(el: etree._Element, kind: str, dimension: int, ctx: CheckConte
     coords = [c for c in children if local(c.tag) == "coordinates"]
     centre = None
     if coords:
-        f.warn("G07", "deprecated gml:coordinates (RFC 5491 §4); use gml:pos", path_of(coords[0]))
+        f.warn("G07", "deprecated gml:coordinates (RFC 5491 §4); use gml:pos", At(coords[0]))
         values = parse_legacy_coordinates(coords[0].text or "")
         if not values:
-            f.error("G03", f"gml:coordinates {(coords[0].text or '').strip()!r} cannot be read", path_of(coords[0]))
+            f.error("G03", f"gml:coordinates {(coords[0].text or '').strip()!r} cannot be read", At(coords[0]))
         else:
             problem = _range_problem(values[0])
             if problem:
-                f.error("G03", f"gml:coordinates {problem}", path_of(coords[0]))
+                f.error("G03", f"gml:coordinates {problem}", At(coords[0]))
             else:
                 centre = values[0]
     elif not pos_els:
-        f.error("G03", f"{kind} has no gml:pos", path_of(el))
+        f.error("G03", f"{kind} has no gml:pos", At(el))
     else:
         if len(pos_els) > 1:
-            f.error("G03", f"{kind} has {len(pos_els)} gml:pos elements (one expected)", path_of(el))
+            f.error("G03", f"{kind} has {len(pos_els)} gml:pos elements (one expected)", At(el))
         centre = _read_pos(pos_els[0], dimension, ctx)
     # Heuristic: a North American civic address with a point in the Indian Ocean is a swap.
     if centre is not None and country in ("US", "CA"):
         lat, lon = centre[0], centre[1]
         if -180 <= lat <= -50 and 15 <= lon <= 75:
-            f.info("G03", f"({lat}, {lon}) looks like (longitude, latitude) for a {country} address", path_of(el))
+            f.info("G03", f"({lat}, {lon}) looks like (longitude, latitude) for a {country} address", At(el))
         elif lat < 0 or lon > 0:
-            f.info("G03", f"({lat}, {lon}) is far from the {country} civic address in the same location-info", path_of(el))
+            f.info("G03", f"({lat}, {lon}) is far from the {country} civic address in the same location-info", At(el))
 
 
 def _check_polygon(el: etree._Element, kind: str, dimension: int, ctx: CheckContext) -> None:
     """G03 for every vertex, then G06: RFC 5491 §5.1, §5.2.2 polygon rules."""
     f = ctx.findings
-    where = path_of(el)
+    where = At(el)
     ring = ring_element(el)
     if ring is None:
         path = "gs:base/gml:Polygon/gml:exterior/gml:LinearRing" if kind == "Prism" else "gml:exterior/gml:LinearRing"
@@ -215,10 +215,10 @@ def _check_polygon(el: etree._Element, kind: str, dimension: int, ctx: CheckCont
         if name == "posList":
             values = parse_doubles(child.text)
             if values is None:
-                f.error("G03", "gml:posList holds something other than numbers", path_of(child))
+                f.error("G03", "gml:posList holds something other than numbers", At(child))
                 return
             if len(values) % dimension:
-                f.error("G03", f"gml:posList has {len(values)} values, not a multiple of {dimension}", path_of(child))
+                f.error("G03", f"gml:posList has {len(values)} values, not a multiple of {dimension}", At(child))
                 return
             positions.extend(tuple(values[i : i + dimension]) for i in range(0, len(values), dimension))
         elif name == "pos":
@@ -229,32 +229,32 @@ def _check_polygon(el: etree._Element, kind: str, dimension: int, ctx: CheckCont
     for pos in positions:
         problem = _range_problem(pos)
         if problem:
-            f.error("G03", f"polygon vertex {problem}", path_of(ring))
+            f.error("G03", f"polygon vertex {problem}", At(ring))
             return
     n = len(positions)
     if n < 4:
-        f.error("G06", f"polygon has {n} positions; at least 4 (three corners and the closing repeat) are needed", path_of(ring))
+        f.error("G06", f"polygon has {n} positions; at least 4 (three corners and the closing repeat) are needed", At(ring))
         return
     closed = positions[0] == positions[-1]
     if not closed:
-        f.error("G06", "polygon is not closed: the last position must repeat the first", path_of(ring))
+        f.error("G06", "polygon is not closed: the last position must repeat the first", At(ring))
     if n > MAX_POLYGON_POSITIONS:
-        f.warn("G06", f"polygon has {n} positions; RFC 5491 §5.2.2 recommends at most 15 distinct points", path_of(ring))
+        f.warn("G06", f"polygon has {n} positions; RFC 5491 §5.2.2 recommends at most 15 distinct points", At(ring))
     if dimension == 3 and len({p[2] for p in positions if len(p) > 2}) > 1:
-        f.error("G06", "3D polygon vertices do not share one altitude (RFC 5491 §5.2.2 MUST)", path_of(ring))
+        f.error("G06", "3D polygon vertices do not share one altitude (RFC 5491 §5.2.2 MUST)", At(ring))
     longest = max(distance_m(a, b) for a, b in zip(positions, positions[1:]))
     if longest > MAX_EDGE_M:
-        f.warn("G06", f"polygon edge of {longest / 1000:.0f} km; RFC 5491 §5.2.2 recommends at most 130 km", path_of(ring))
+        f.warn("G06", f"polygon edge of {longest / 1000:.0f} km; RFC 5491 §5.2.2 recommends at most 130 km", At(ring))
     if not closed or n > MAX_INTERSECTION_TEST:
         return
     if self_intersects(positions):
-        f.error("G06", "polygon edges cross each other (RFC 5491 §5.2.2 SHALL NOT)", path_of(ring))
+        f.error("G06", "polygon edges cross each other (RFC 5491 §5.2.2 SHALL NOT)", At(ring))
         return
     area = signed_area(positions)
     if area < 0:
-        f.error("G06", "polygon vertices are clockwise; RFC 5491 §5.2.2 requires counter-clockwise (upward normal)", path_of(ring))
+        f.error("G06", "polygon vertices are clockwise; RFC 5491 §5.2.2 requires counter-clockwise (upward normal)", At(ring))
     elif area == 0:
-        f.error("G06", "polygon encloses no area (all vertices on one line)", path_of(ring))
+        f.error("G06", "polygon encloses no area (all vertices on one line)", At(ring))
 
 
 def _check_measures(el: etree._Element, kind: str, ctx: CheckContext) -> None:
@@ -267,7 +267,7 @@ def _check_measures(el: etree._Element, kind: str, ctx: CheckContext) -> None:
         if name not in _MEASURES:
             continue
         present.add(name)
-        where = path_of(child)
+        where = At(child)
         value = parse_double(child.text)
         uom = child.get("uom")
         if value is None or not math.isfinite(value):
@@ -293,14 +293,14 @@ def _check_measures(el: etree._Element, kind: str, ctx: CheckContext) -> None:
         found[name] = value
     missing = [m for m in REQUIRED_MEASURES.get(kind, ()) if m not in present]
     if missing:
-        f.error("G01", f"{kind} lacks {', '.join('gs:' + m for m in missing)}", path_of(el))
+        f.error("G01", f"{kind} lacks {', '.join('gs:' + m for m in missing)}", At(el))
     _check_ranges(found, el, ctx)
 
 
 def _check_ranges(v: dict[str, float], el: etree._Element, ctx: CheckContext) -> None:
     """G05: RFC 5491 §5.2.4-5.2.8 value ranges (angles already in degrees)."""
     f = ctx.findings
-    where = path_of(el)
+    where = At(el)
     for name in ("radius", "verticalAxis", "height", "semiMinorAxis", "outerRadius"):
         if name in v and v[name] <= 0:
             f.error("G05", f"{name} must be positive (is {v[name]:g})", where)

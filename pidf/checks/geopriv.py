@@ -12,7 +12,7 @@ from .. import namespaces as ns
 from ..extract import elements, local, location_chunks, namespace
 from ..registries import METHOD_BY_FOLDED, METHOD_EXAMPLE_TOKENS, METHOD_TOKENS
 from ..timeutil import read_datetime
-from .common import CLOCK_SKEW, DEFAULT_RETENTION, STALE_AFTER, CheckContext, name_of, path_of
+from .common import At, CLOCK_SKEW, DEFAULT_RETENTION, STALE_AFTER, CheckContext, name_of
 
 _MAX_UTC_OFFSET = timedelta(hours=14)
 _BOOLEAN = frozenset({"true", "false", "1", "0"})
@@ -23,10 +23,10 @@ def check_location_info(info: etree._Element, ctx: CheckContext) -> None:
     """P10: RFC 4119 §2.2.1, one or more chunks of location information."""
     children = list(elements(info))
     if not children:
-        ctx.findings.error("P10", "gp:location-info is empty: no location", path_of(info))
+        ctx.findings.error("P10", "gp:location-info is empty: no location", At(info))
     elif not location_chunks(info):
         names = ", ".join(sorted({name_of(c) for c in children}))
-        ctx.findings.error("P10", f"gp:location-info holds no civicAddress or GeoShape element (found {names})", path_of(info))
+        ctx.findings.error("P10", f"gp:location-info holds no civicAddress or GeoShape element (found {names})", At(info))
 
 
 def check_usage_rules(rules: etree._Element, ctx: CheckContext, timestamp: datetime | None) -> None:
@@ -39,7 +39,7 @@ def check_usage_rules(rules: etree._Element, ctx: CheckContext, timestamp: datet
     for child in elements(rules):
         name, uri = local(child.tag), namespace(child.tag)
         canonical = ns.USAGE_RULE_PROSE_NAMES.get(name, name)
-        where = path_of(child)
+        where = At(child)
         if name in ns.USAGE_RULE_PROSE_NAMES:
             f.lenient("P11", f"{name_of(child)} is the RFC 4119 prose name; the schema name is {canonical}", where)
         if canonical in ns.USAGE_RULE_ORDER:
@@ -65,31 +65,31 @@ def check_usage_rules(rules: etree._Element, ctx: CheckContext, timestamp: datet
             f.error("P11", f"unknown usage-rules element {name_of(child)}", where)
     # P12: xs:boolean, default false ("no"). RFC 4119 prose and many examples write yes/no.
     if retransmission is None:
-        f.warn("P12", "no retransmission-allowed: read as false (RFC 4119 §2.2.2; generators MUST include it)", path_of(rules))
+        f.warn("P12", "no retransmission-allowed: read as false (RFC 4119 §2.2.2; generators MUST include it)", At(rules))
     else:
         raw = " ".join((retransmission.text or "").split())
         if raw.lower() in ("yes", "no"):
-            f.warn("P12", f"retransmission-allowed is {raw!r}; xs:boolean is true/false/1/0 (read as {raw.lower() == 'yes'})", path_of(retransmission))
+            f.warn("P12", f"retransmission-allowed is {raw!r}; xs:boolean is true/false/1/0 (read as {raw.lower() == 'yes'})", At(retransmission))
         elif raw not in _BOOLEAN:
-            f.warn("P12", f"retransmission-allowed {raw!r} is not a boolean; read as false", path_of(retransmission))
+            f.warn("P12", f"retransmission-allowed {raw!r} is not a boolean; read as false", At(retransmission))
     # P13: retention-expiry is an xs:dateTime; once past, the recipient MUST discard the LO.
     if expiry is not None:
         value, problems = read_datetime(expiry.text)
         for problem in problems:
-            f.warn("P13", f"retention-expiry: {problem}", path_of(expiry))
+            f.warn("P13", f"retention-expiry: {problem}", At(expiry))
         if value is not None and value < ctx.now:
             f.warn(
                 "P13",
                 f"retention-expiry {value.isoformat()} is already past: the recipient MUST discard the location "
                 "(RFC 4119 §2.2.2); an emergency call is still routed with it",
-                path_of(expiry),
+                At(expiry),
             )
     elif timestamp is not None and timestamp + DEFAULT_RETENTION < ctx.now:
         f.warn(
             "P13",
             "no retention-expiry and the timestamp is over 24 h old: the default retention "
             "(timestamp + 24 h, RFC 4119 §2.2.2) has expired",
-            path_of(rules),
+            At(rules),
         )
 
 
@@ -98,11 +98,11 @@ def check_method(geopriv: etree._Element, ctx: CheckContext) -> None:
     f = ctx.findings
     methods = [c for c in elements(geopriv) if c.tag == ns.METHOD]
     if not methods:
-        f.info("P14", "no gp:method (optional; a manually entered Lync location MUST say Manual)", path_of(geopriv))
+        f.info("P14", "no gp:method (optional; a manually entered Lync location MUST say Manual)", At(geopriv))
         return
     for el in methods:
         value = (el.text or "").strip()
-        where = path_of(el)
+        where = At(el)
         if value in METHOD_TOKENS:
             continue
         folded = value.lower()
@@ -119,17 +119,17 @@ def check_provided_by(geopriv: etree._Element, ctx: CheckContext) -> None:
     for el in (c for c in elements(geopriv) if c.tag == ns.PROVIDED_BY):
         children = list(elements(el))
         if not children:
-            ctx.findings.warn("P15", "gp:provided-by is empty (at least one child expected)", path_of(el))
+            ctx.findings.warn("P15", "gp:provided-by is empty (at least one child expected)", At(el))
         for child in children:
             uri = namespace(child.tag)
             if not any(uri == p or uri.startswith(p + ":") for p in _PROVIDED_BY_NAMESPACES):
-                ctx.findings.warn("P15", f"provided-by child {name_of(child)} is not from a registered namespace", path_of(child))
+                ctx.findings.warn("P15", f"provided-by child {name_of(child)} is not from a registered namespace", At(child))
 
 
 def check_timestamp(el: etree._Element, ctx: CheckContext) -> datetime | None:
     """P16: RFC 3863 §4.1.7 / RFC 4479, RFC 3339 date-time; not in the future; not stale."""
     f = ctx.findings
-    where = path_of(el)
+    where = At(el)
     value, problems = read_datetime(el.text)
     for problem in problems:
         f.warn("P16", f"timestamp {(el.text or '').strip()!r}: {problem}", where)

@@ -8,21 +8,20 @@ from lxml import etree
 
 from .. import namespaces as ns
 from ..extract import elements, local, namespace
-from .common import CheckContext, name_of, path_of
+from .common import At, CheckContext, name_of
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 _MODES = frozenset({"oneway", "twoway"})
 
 
 def check_ms_extensions(root: etree._Element, ctx: CheckContext) -> None:
-    for el in root.iter():
-        if isinstance(el.tag, str) and local(el.tag) == "msftE911PidfExtn":
-            check_ms_extension(el, ctx)
+    for el in root.iter("{*}msftE911PidfExtn"):
+        check_ms_extension(el, ctx)
 
 
 def check_ms_extension(el: etree._Element, ctx: CheckContext) -> None:
     f = ctx.findings
-    where = path_of(el)
+    where = At(el)
     uri = namespace(el.tag)
     # M01: §9 schema, namespace with "LIS" upper case; the tag ID uses "Lis".
     if uri != ns.MS_EXT:
@@ -38,7 +37,7 @@ def check_ms_extension(el: etree._Element, ctx: CheckContext) -> None:
         f.warn("M01", "msftE911PidfExtn children out of order (ConferenceUri, ConferenceMode, then extensions)", where)
     for child in children:
         name, child_ns = local(child.tag), namespace(child.tag)
-        cwhere = path_of(child)
+        cwhere = At(child)
         value = (child.text or "").strip()
         if name in ("ConferenceUri", "ConferenceMode"):
             if child_ns != ns.MS_EXT:

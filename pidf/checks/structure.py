@@ -10,7 +10,7 @@ from lxml import etree
 from .. import namespaces as ns
 from ..extract import elements, local, location_chunks, namespace
 from ..model import PidfDocument
-from .common import CheckContext, name_of, path_of
+from .common import At, CheckContext, name_of
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 # xs:NCName: starts with a letter or "_", no colon (XML Namespaces §3).
@@ -47,7 +47,7 @@ def check_ids(root: etree._Element, ctx: CheckContext) -> None:
         if el.tag not in (tuple_tag, ns.DEVICE, ns.PERSON):
             continue
         ident = el.get("id")
-        where = path_of(el)
+        where = At(el)
         if ident is None:
             check = "P05" if el.tag == tuple_tag else "P07"
             f.error(check, f"{name_of(el)} has no id attribute (required xs:ID)", where)
@@ -65,7 +65,7 @@ def _check_order(ranks: list[tuple[int, etree._Element]], check: str, what: str,
     for rank, el in ranks:
         if rank < last:
             msg = f"{name_of(el)} is out of order in {what}"
-            (ctx.findings.lenient if lenient else ctx.findings.error)(check, msg, path_of(el))
+            (ctx.findings.lenient if lenient else ctx.findings.error)(check, msg, At(el))
             return
         last = rank
 
@@ -82,7 +82,7 @@ def check_tuple(el: etree._Element, ctx: CheckContext) -> None:
         if namespace(child.tag) == pidf:
             name = local(child.tag)
             if name not in order:
-                f.error("P06", f"unknown PIDF element {name!r} in tuple", path_of(child))
+                f.error("P06", f"unknown PIDF element {name!r} in tuple", At(child))
                 continue
             counts[name] += 1
             ranks.append((order[name], child))
@@ -90,7 +90,7 @@ def check_tuple(el: etree._Element, ctx: CheckContext) -> None:
                 status = child
         else:
             ranks.append((1, child))
-    where = path_of(el)
+    where = At(el)
     if counts["status"] == 0:
         f.error("P06", "tuple has no status element (exactly one required)", where)
     elif counts["status"] > 1:
@@ -102,14 +102,14 @@ def check_tuple(el: etree._Element, ctx: CheckContext) -> None:
     if status is not None:
         children = list(elements(status))
         if not children:
-            f.error("P06", "status is empty (RFC 3863 §4.1.3: at least one child)", path_of(status))
+            f.error("P06", "status is empty (RFC 3863 §4.1.3: at least one child)", At(status))
         for i, child in enumerate(children):
             if child.tag == "{%s}basic" % pidf:
                 value = (child.text or "").strip()
                 if value not in ("open", "closed"):
-                    f.error("P06", f"basic is {value!r}; must be 'open' or 'closed'", path_of(child))
+                    f.error("P06", f"basic is {value!r}; must be 'open' or 'closed'", At(child))
                 if i != 0:
-                    f.error("P06", "basic must be the first child of status", path_of(child))
+                    f.error("P06", "basic must be the first child of status", At(child))
 
 
 def check_data_model_element(el: etree._Element, ctx: CheckContext) -> None:
@@ -124,19 +124,19 @@ def check_data_model_element(el: etree._Element, ctx: CheckContext) -> None:
             name = local(child.tag)
             counts[name] += 1
             if name == "deviceID" and not is_device:
-                f.error("P07", "dm:person must not contain dm:deviceID", path_of(child))
+                f.error("P07", "dm:person must not contain dm:deviceID", At(child))
                 continue
             if name not in order:
-                f.error("P07", f"unknown data-model element dm:{name} in {name_of(el)}", path_of(child))
+                f.error("P07", f"unknown data-model element dm:{name} in {name_of(el)}", At(child))
                 continue
             ranks.append((order[name], child))
             if name == "deviceID":
                 value = (child.text or "").strip()
                 if not _URI.match(value):
-                    f.error("P07", f"dm:deviceID {value!r} is not a URI (e.g. mac:0011223344ab)", path_of(child))
+                    f.error("P07", f"dm:deviceID {value!r} is not a URI (e.g. mac:0011223344ab)", At(child))
         else:
             ranks.append((0, child))
-    where = path_of(el)
+    where = At(el)
     if is_device and counts["deviceID"] != 1:
         f.error("P07", f"dm:device has {counts['deviceID']} dm:deviceID elements (exactly one required)", where)
     if counts["timestamp"] > 1:
@@ -149,7 +149,7 @@ def check_stray_root_children(root: etree._Element, ctx: CheckContext) -> None:
     """Data-model-namespace children of presence other than device/person (e.g. dm:tuple)."""
     for el in elements(root):
         if namespace(el.tag) == ns.DM and el.tag not in (ns.DEVICE, ns.PERSON):
-            ctx.findings.error("P07", f"{name_of(el)} is not a data-model element (device or person)", path_of(el))
+            ctx.findings.error("P07", f"{name_of(el)} is not a data-model element (device or person)", At(el))
 
 
 def _parents(el: etree._Element) -> str:
@@ -165,11 +165,9 @@ def check_geopriv_placement(root: etree._Element, ctx: CheckContext) -> list[etr
     f = ctx.findings
     status_tag, tuple_tag = "{%s}status" % ctx.pidf_ns, "{%s}tuple" % ctx.pidf_ns
     found = []
-    for el in root.iter():
-        if not isinstance(el.tag, str) or local(el.tag) != "geopriv":
-            continue
+    for el in root.iter("{*}geopriv"):
         if el.tag != ns.GEOPRIV:
-            f.error("P08", f"geopriv in namespace {namespace(el.tag)!r} instead of {ns.GP!r}; not read", path_of(el))
+            f.error("P08", f"geopriv in namespace {namespace(el.tag)!r} instead of {ns.GP!r}; not read", At(el))
             continue
         found.append(el)
         parent = el.getparent()
@@ -182,7 +180,7 @@ def check_geopriv_placement(root: etree._Element, ctx: CheckContext) -> list[etr
             "P08",
             f"gp:geopriv under {_parents(el)}: it belongs in "
             "tuple/status or directly in dm:device / dm:person (RFC 4119 §2.2, RFC 4479)",
-            path_of(el),
+            At(el),
         )
     return found
 
@@ -197,13 +195,13 @@ def check_geopriv_children(geopriv: etree._Element, ctx: CheckContext) -> None:
         if namespace(child.tag) == ns.GP:
             name = local(child.tag)
             if name not in order:
-                f.error("P09", f"unknown geopriv element gp:{name}", path_of(child))
+                f.error("P09", f"unknown geopriv element gp:{name}", At(child))
                 continue
             counts[name] += 1
             ranks.append((order[name], child))
         else:
             ranks.append((4, child))
-    where = path_of(geopriv)
+    where = At(geopriv)
     for name in ("location-info", "usage-rules"):
         if counts[name] == 0:
             f.error("P09", f"gp:geopriv has no gp:{name} (exactly one required)", where)
@@ -235,7 +233,7 @@ def check_usage_rules_5491(root: etree._Element, geoprivs: list[etree._Element],
         per_carrier[carrier] += 1
     for carrier, count in per_carrier.items():
         if count > 1 and carrier is not None:
-            f.warn("P17", f"{name_of(carrier)} carries {count} gp:geopriv elements; RFC 5491 rule 2 allows one", path_of(carrier))
+            f.warn("P17", f"{name_of(carrier)} carries {count} gp:geopriv elements; RFC 5491 rule 2 allows one", At(carrier))
     # Rule 3: several geoprivs of the same element type only if they describe the same place.
     by_type: dict[str, list[int]] = {}
     for i, loc in enumerate(doc.locations):
@@ -259,7 +257,7 @@ def check_usage_rules_5491(root: etree._Element, geoprivs: list[etree._Element],
                     "P17",
                     "location-info holds several location chunks of one kind; RFC 5491 rules 4 and 6 allow "
                     "only a compound of one place (geodetic area, then civic detail)",
-                    path_of(info),
+                    At(info),
                 )
     # Rule 8: say which location was chosen when there was a choice.
     with_location = [loc for loc in doc.locations if loc.has_location]

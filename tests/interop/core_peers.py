@@ -71,16 +71,35 @@ class Received:
 
 class RecordingStack(SipStack):
     """A SipStack that also records every message the transport hands up (retransmissions
-    included), before the transaction layer absorbs any."""
+    included), before the transaction layer absorbs any, every message it sends
+    (`sent`) and every transport error."""
 
-    def __init__(self, core, **options) -> None:  # noqa: ANN001
+    def __init__(self, core, *, on_wire=None, **options) -> None:  # noqa: ANN001
         self.wire: list[Received] = []
+        self.transport_errors: list[tuple[Peer, Exception]] = []
+        self.sent: list[Received] = []  # every message handed to the transport, retransmissions too
+        self._on_wire = on_wire
         super().__init__(core, **options)
+        send = self.transport.send
+
+        def recording_send(message, peer, **kwargs) -> None:  # noqa: ANN001
+            if isinstance(message, (Request, Response)):
+                method = message.method if isinstance(message, Request) else _cseq_method(message)
+                self.sent.append(Received(method, message, peer, time.monotonic()))
+            send(message, peer, **kwargs)
+
+        self.transport.send = recording_send  # type: ignore[method-assign]
+
+    def _on_transport_error(self, peer, error) -> None:  # noqa: ANN001
+        self.transport_errors.append((peer, error))
+        super()._on_transport_error(peer, error)
 
     def _on_message(self, message, peer, listener) -> None:  # noqa: ANN001
         method = message.method if isinstance(message, Request) else _cseq_method(message)
         self.wire.append(Received(method, message, peer, time.monotonic()))
         super()._on_message(message, peer, listener)
+        if self._on_wire is not None:
+            self._on_wire()
 
 
 def _cseq_method(message: Response) -> str:
@@ -94,7 +113,7 @@ class _Peer:
     """What the UAS and UAC share: a stack on port 0, records, bounded waits."""
 
     def __init__(self, *, timers: TimerConfig | None = None, tls_peers=None, user_agent: str) -> None:  # noqa: ANN001
-        self.stack = RecordingStack(self, timers=timers, tls_peers=tls_peers, user_agent=user_agent)
+        self.stack = RecordingStack(self, on_wire=self._notify, timers=timers, tls_peers=tls_peers, user_agent=user_agent)
         self.received: list[Received] = []
         self.listeners: dict[str, object] = {}
         self._changed: asyncio.Event | None = None
@@ -118,7 +137,12 @@ class _Peer:
         await self.stack.close()
 
     def count(self, method: str) -> int:
+        """Requests of `method` that reached the core (retransmissions absorbed)."""
         return sum(1 for item in self.received if item.method == method)
+
+    def wire_count(self, method: str) -> int:
+        """Messages of `method` the transport delivered (retransmissions included)."""
+        return sum(1 for item in self.wire if item.method == method)
 
     def _record(self, method: str, message: Request | Response, peer: Peer | None) -> None:
         self.received.append(Received(method, message, peer, time.monotonic()))
@@ -131,6 +155,9 @@ class _Peer:
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> None:
         """Until `count` requests of `method` reached the core; TimeoutError otherwise."""
         await self.wait_until(lambda: self.count(method) >= count, timeout)
+
+    async def wait_for_wire(self, method: str, count: int = 1, timeout: float = 5.0) -> None:
+        await self.wait_until(lambda: self.wire_count(method) >= count, timeout)
 
     async def wait_until(self, predicate, timeout: float = 5.0) -> None:  # noqa: ANN001
         async def loop() -> None:

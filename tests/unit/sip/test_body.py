@@ -268,6 +268,22 @@ def test_lync_sdp_part_ending_right_before_the_delimiter_loses_only_the_delimite
         b"--------=_NextPart_000_4A6D_01CAB3D6.7519F890--\r\n")
 
 
+def test_a_part_list_changed_in_place_is_not_hidden_behind_the_original_bytes():
+    message = parse_message((FIXTURES / "rfc-emergency-invite.sip").read_bytes())
+    multipart = parse_multipart(message.body, message.content_type)
+    sdp, pidf = multipart.parts
+    multipart.parts.remove(pidf)
+    assert multipart.to_bytes() == multipart.with_parts([sdp]).to_bytes() != message.body
+
+
+def test_parts_with_undecodable_header_bytes_rebuild_without_encoding_errors():
+    body = b"--b\r\nContent-Type: text/plain\r\nX-Name: caf\xe9\r\n\r\nhi\r\n--b--\r\n"
+    part = split(body, "multipart/mixed;boundary=b").parts[0]
+    rebuilt = BodyPart.build(part.headers, part.content)
+    assert rebuilt.raw == part.raw
+    assert build_multipart([rebuilt], "b") == body
+
+
 def test_build_multipart_makes_a_body_that_splits_back():
     parts = [BodyPart.build([("Content-Type", "application/sdp")], SDP),
              BodyPart.build([("Content-Type", "application/pidf+xml"), ("Content-ID", "<x@y>")], PIDF)]

@@ -123,6 +123,25 @@ def test_crlf_keepalives_before_the_start_line_are_skipped():
     assert message.to_bytes() == data
 
 
+def test_a_message_cut_inside_a_line_is_refused_with_400_and_the_message_attached():
+    data = request("User-Agent: kamailio (5.6.3 (x86_64/linux))")
+    error = refused(data[: data.index(b"(x86_64")])
+    assert error.status == 400 and "truncated" in error.reason
+    assert isinstance(error.message, Request)
+
+
+def test_a_bodiless_message_missing_only_the_empty_line_is_accepted_and_completed():
+    # RFC 3261 §7 requires the empty line; some phones leave it out of an ACK or BYE.
+    # Refusing an ACK would tear the call down, so it is read, and relayed completed.
+    data = request()
+    assert data.endswith(b"\r\n\r\n")
+    message = parse_message(data[:-2])
+    assert message.method == "OPTIONS" and message.body == b""
+    assert message.to_bytes() == data
+    lf = data.replace(b"\r\n", b"\n")[:-1]
+    assert parse_message(lf).to_bytes() == lf + b"\n"
+
+
 @pytest.mark.parametrize("data", [b"", b"\r\n\r\n", b"\r\n"])
 def test_empty_datagrams_are_refused_with_400(data):
     assert refused(data).status == 400
@@ -608,6 +627,17 @@ def test_lf_only_message_parses_and_round_trips():
     assert message.blank_line == b"\n"
     assert message.call_id == "lf-only-1@192.0.2.15" and message.body.startswith(b"v=0\no=alice ")
     assert message.to_bytes() == data
+
+
+def test_lines_written_into_an_lf_only_message_end_in_lf_too():
+    data = (FIXTURES / "lf-only-invite.sip").read_bytes()
+    message = parse_message(data)
+    message.headers.set("Max-Forwards", "69")
+    message.body = message.body + b"a=sendrecv\n"
+    out = message.to_bytes()
+    assert b"\r" not in out
+    assert b"\nMax-Forwards: 69\n" in out and f"\nContent-Length: {len(message.body)}\n".encode() in out
+    assert parse_message(out).body == message.body
 
 
 # -- responses ------------------------------------------------------------------------------

@@ -1,0 +1,536 @@
+"""The embedded lab (`b2bua lab`): every part of the E9-1-1 path in one process, on loopback.
+
+From `configs/lab.toml` (see the drawing at its top) one process starts:
+
+    certified SBC profile      127.0.0.1:5060 udp/tcp, 5061 tls   location policy pass
+    non-certified SBC profile  127.0.0.1:5062 udp/tcp             location policy strip (full)
+    one strip-variant profile per partial strip, 127.0.0.1:5063..5067 udp/tcp
+        (keep-geolocation, drop-header, drop-part-headers, stale-content-length, keep-multipart)
+    primary ECRC 127.0.0.1:5070 (HTTP API 127.0.0.1:8070), secondary ECRC 5072 (8072)
+    branch PSTN gateway 127.0.0.1:5080 (HTTP API 127.0.0.1:8080)
+
+and then runs the scenario matrix (`scenarios.py`) with the caller, prints a table, writes
+`lab-report.json` and `lab-report.html`, and exits 0 only when every scenario met its
+expectation. `b2bua lab --serve` starts the same and keeps it running.
+
+The topology is a function of a port map (`LabPorts`): the fixed ports of the
+configuration by default, free loopback ports with `--free-ports` (the pytest plugin's
+`lab` fixture, the tests). The B2BUA configuration is `configs/lab.toml` with the ports
+substituted (`lab_config`), validated by `config_from_dict` like any other.
+
+Why extra profiles for the strip variants (rather than restarting the non-certified
+profile per scenario): each variant is then an address a real phone or SIPp can call while
+`--serve` runs, and no scenario depends on another's restart. The variant profiles are the
+non-certified profile with only `strip_variant` changed.
+
+Roles are read from the configuration, not from names: the certified profile is the first
+with location policy `pass`, the non-certified one the first with `strip`; primary and
+secondary ECRC are the first two trunks of the emergency trunk group; the PSTN gateway is
+the first trunk of kind `pstn`. An optional `[lab]` table may set `http_ports`
+(`{primary = 8070, secondary = 8072, pstn = 8080}`) and `variant_ports`
+(`{keep-geolocation = 5063, ...}`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import signal
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..config import B2buaConfig, ConfigError, config_from_dict, parse_host_port, parse_listen
+from ..engine.cdr import CdrWriter
+from ..sip.transaction import Peer
+
+log = structlog.get_logger("b2bua.lab")
+
+LAB_CONFIG = "configs/lab.toml"
+VARIANTS = ("keep-geolocation", "drop-header", "drop-part-headers", "stale-content-length", "keep-multipart")
+DEFAULT_HTTP_PORTS = {"primary": 8070, "secondary": 8072, "pstn": 8080}
+DEFAULT_VARIANT_PORTS = dict(zip(VARIANTS, range(5063, 5068)))
+LAB_DB = "lab-ecrc.sqlite"
+LAB_PSTN_DB = "lab-pstn.sqlite"
+
+
+class LabError(ValueError):
+    """The configuration cannot be made into a lab (a role is missing)."""
+
+
+def default_config_path() -> Path:
+    """`configs/lab.toml` of the working directory, else the one next to the package
+    (an editable install), so the pytest plugin finds it from any project."""
+    here = Path(LAB_CONFIG)
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / LAB_CONFIG
+
+
+def load_lab_data(path: str | Path) -> dict:
+    """The raw TOML of a lab configuration; ConfigError (exit 2) when unreadable."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(str(path), [("(file)", str(path), error.strerror or str(error))]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), [("(syntax)", "", str(error))]) from None
+
+
+# -- roles and ports ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabRoles:
+    """Which profile and trunk plays which part (indexes into the configuration's lists)."""
+
+    certified: int
+    noncertified: int
+    primary: int
+    secondary: int
+    pstn: int | None
+    primary_name: str
+    secondary_name: str
+    pstn_name: str | None
+
+    @classmethod
+    def of(cls, data: dict) -> LabRoles:
+        profiles = data.get("profile") or []
+        trunks = data.get("trunk") or []
+        groups = {group.get("name"): group for group in data.get("trunk_group") or []}
+        certified = next((i for i, p in enumerate(profiles) if p.get("location_policy", "pass") == "pass"), None)
+        noncertified = next((i for i, p in enumerate(profiles) if p.get("location_policy") == "strip"), None)
+        if certified is None:
+            raise LabError("the lab needs a profile with location_policy = \"pass\" (the certified SBC)")
+        if noncertified is None:
+            raise LabError("the lab needs a profile with location_policy = \"strip\" (the non-certified SBC)")
+        group = groups.get((data.get("emergency") or {}).get("trunk_group"))
+        names = list((group or {}).get("trunks") or [])
+        if len(names) < 2:
+            raise LabError("the emergency trunk group needs two trunks (primary and secondary ECRC)")
+        index = {trunk.get("name"): i for i, trunk in enumerate(trunks)}
+        if names[0] not in index or names[1] not in index:
+            raise LabError(f"emergency trunks {names[:2]} are not defined trunks")
+        pstn = next((i for i, trunk in enumerate(trunks) if trunk.get("kind") == "pstn"), None)
+        return cls(certified, noncertified, index[names[0]], index[names[1]], pstn, names[0], names[1],
+                   trunks[pstn]["name"] if pstn is not None else None)
+
+
+@dataclass
+class LabPorts:
+    """Every port of the lab. `LabPorts.fixed(data)`: the configuration's; `LabPorts.free()`:
+    free loopback ports (tests)."""
+
+    certified: int = 5060
+    certified_tls: int = 5061
+    noncertified: int = 5062
+    primary: int = 5070
+    secondary: int = 5072
+    pstn: int = 5080
+    primary_http: int = 8070
+    secondary_http: int = 8072
+    pstn_http: int = 8080
+    variants: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_VARIANT_PORTS))
+
+    @classmethod
+    def fixed(cls, data: dict) -> LabPorts:
+        roles = LabRoles.of(data)
+        profiles, trunks = data["profile"], data["trunk"]
+        lab = data.get("lab") or {}
+        http = {**DEFAULT_HTTP_PORTS, **(lab.get("http_ports") or {})}
+        variants = {**DEFAULT_VARIANT_PORTS, **(lab.get("variant_ports") or {})}
+
+        def listen_port(profile: dict, transports: tuple[str, ...], default: int) -> int:
+            for item in profile.get("listen") or []:
+                spec = parse_listen(item)
+                if spec.transport in transports:
+                    return spec.address.port
+            return default
+
+        certified = profiles[roles.certified]
+        udp = listen_port(certified, ("udp", "tcp"), 5060)
+        return cls(
+            certified=udp,
+            certified_tls=listen_port(certified, ("tls",), udp + 1),
+            noncertified=listen_port(profiles[roles.noncertified], ("udp", "tcp"), 5062),
+            primary=parse_host_port(trunks[roles.primary]["address"], 5060).port,
+            secondary=parse_host_port(trunks[roles.secondary]["address"], 5060).port,
+            pstn=parse_host_port(trunks[roles.pstn]["address"], 5060).port if roles.pstn is not None else 5080,
+            primary_http=int(http["primary"]), secondary_http=int(http["secondary"]), pstn_http=int(http["pstn"]),
+            variants={name: int(variants[name]) for name in VARIANTS},
+        )
+
+    @classmethod
+    def free(cls) -> LabPorts:
+        from .sipp import free_port
+
+        taken: set[int] = set()
+
+        def pick() -> int:
+            for _ in range(100):
+                port = free_port()
+                if port not in taken:
+                    taken.add(port)
+                    return port
+            raise OSError("no free loopback port")
+
+        return cls(pick(), pick(), pick(), pick(), pick(), pick(), pick(), pick(), pick(),
+                   {name: pick() for name in VARIANTS})
+
+    def all(self) -> dict[str, int]:
+        ports = {key: value for key, value in vars(self).items() if key != "variants"}
+        ports.update({f"variant:{name}": port for name, port in self.variants.items()})
+        return ports
+
+
+def _with_port(item: str, port: int) -> str:
+    spec = parse_listen(item)
+    host = f"[{spec.address.host}]" if ":" in spec.address.host else spec.address.host
+    return f"{spec.transport}:{host}:{port}"
+
+
+def _with_address_port(address: str, port: int) -> str:
+    parsed = parse_host_port(address, 5060)
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{host}:{port}"
+
+
+def lab_config(data: dict, ports: LabPorts, *, workdir: Path | None = None,
+               files_in_workdir: bool = False) -> B2buaConfig:
+    """The lab's B2BUA configuration: `data` (configs/lab.toml) with `ports` substituted and
+    one extra non-certified profile per strip variant. With `files_in_workdir` the CDR file
+    and the self-signed TLS pair go to `workdir` (tests must not write into the project)."""
+    roles = LabRoles.of(data)
+    data = copy.deepcopy(data)
+    profiles, trunks = data["profile"], data["trunk"]
+    certified, noncertified = profiles[roles.certified], profiles[roles.noncertified]
+    certified["listen"] = [
+        _with_port(item, ports.certified_tls if item.startswith("tls:") else ports.certified)
+        for item in certified["listen"]
+    ]
+    noncertified["listen"] = [_with_port(item, ports.noncertified) for item in noncertified["listen"]
+                              if not item.startswith("tls:")]
+    host = parse_listen(noncertified["listen"][0]).address.host
+    host_text = f"[{host}]" if ":" in host else host
+    names = {profile["name"] for profile in profiles}
+    for variant in VARIANTS:
+        name = f"{noncertified['name']}-{variant}"
+        if name in names:
+            continue
+        extra = {key: value for key, value in noncertified.items() if key not in ("name", "listen", "strip_variant")}
+        port = ports.variants[variant]
+        profiles.append({**extra, "name": name, "listen": [f"udp:{host_text}:{port}", f"tcp:{host_text}:{port}"],
+                         "location_policy": "strip", "strip_variant": variant})
+    trunks[roles.primary]["address"] = _with_address_port(trunks[roles.primary]["address"], ports.primary)
+    trunks[roles.secondary]["address"] = _with_address_port(trunks[roles.secondary]["address"], ports.secondary)
+    if roles.pstn is not None:
+        trunks[roles.pstn]["address"] = _with_address_port(trunks[roles.pstn]["address"], ports.pstn)
+    if files_in_workdir and workdir is not None:
+        node = data.setdefault("node", {})
+        node["cdr_path"] = str(workdir / "lab-cdr.jsonl")
+        tls = data.setdefault("tls", {})
+        tls["cert_file"] = str(workdir / "tls" / "lab-cert.pem")
+        tls["key_file"] = str(workdir / "tls" / "lab-key.pem")
+        tls["self_signed_if_missing"] = True
+    return config_from_dict(data, "lab configuration")
+
+
+# -- the running lab -------------------------------------------------------------------------------
+
+
+class _RecordingCdr(CdrWriter):
+    """The node's CDR writer, also handing each record to the lab (scenarios read the
+    route taken and the failover attempts from it)."""
+
+    def __init__(self, path: str | Path | None, sink: Callable[[dict], None]) -> None:
+        super().__init__(path)
+        self.sink = sink
+
+    def write(self, record: dict) -> None:
+        self.sink(record)
+        super().write(record)
+
+
+class Lab:
+    """`async with Lab() as lab:` the whole lab on the configuration's ports;
+    `Lab(free_ports=True, workdir=tmp_path)` on free loopback ports, files in `workdir`.
+
+    `lab.address("certified")` -> Peer; `lab.primary` / `lab.secondary` / `lab.pstn`: the
+    RunningUas of each (`.uas.set_behaviour(...)`, `.api.url`); `lab.store`: the ECRC call
+    records (both ECRCs share it); `lab.cdrs`: the B2BUA's CDRs so far."""
+
+    def __init__(self, config: str | Path | None = None, *, free_ports: bool = False, ports: LabPorts | None = None,
+                 workdir: str | Path | None = None, probe: bool = True, db: str | Path | None = None) -> None:
+        self.config_path = Path(config) if config is not None else default_config_path()
+        self.data = load_lab_data(self.config_path)
+        self.roles = LabRoles.of(self.data)
+        self.free_ports = free_ports or ports is not None
+        self.ports = ports or (LabPorts.free() if free_ports else LabPorts.fixed(self.data))
+        self._own_workdir = workdir is None and self.free_ports
+        self.workdir = Path(workdir) if workdir is not None else (
+            Path(tempfile.mkdtemp(prefix="e911-lab-")) if self.free_ports else Path("."))
+        self.config = lab_config(self.data, self.ports, workdir=self.workdir, files_in_workdir=self.free_ports)
+        self.probe = probe
+        self.db_path = Path(db) if db is not None else self.workdir / LAB_DB
+        self.pstn_db_path = self.db_path.with_name(LAB_PSTN_DB)
+        self.cdrs: list[dict] = []
+        self._cdr_arrived: asyncio.Event | None = None  # made in start(), on the running loop
+        self.store = None
+        self.pstn_store = None
+        self.primary = None
+        self.secondary = None
+        self.pstn = None
+        self.node = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> Lab:
+        from ..runner import B2buaNode
+        from .ecrc import MockEcrc, start_uas
+        from .store import CallStore
+
+        self._cdr_arrived = asyncio.Event()
+        test_numbers = tuple(self.config.emergency.test_numbers)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.store = CallStore(self.db_path)
+            self.primary = await start_uas(
+                MockEcrc(self.roles.primary_name, self.store, test_numbers=test_numbers), self.store,
+                self._listen(self.ports.primary), f"127.0.0.1:{self.ports.primary_http}")
+            self.secondary = await start_uas(
+                MockEcrc(self.roles.secondary_name, self.store, test_numbers=test_numbers), self.store,
+                self._listen(self.ports.secondary), f"127.0.0.1:{self.ports.secondary_http}")
+            if self.roles.pstn_name is not None:
+                from .pstn import PstnGateway
+
+                self.pstn_store = CallStore(self.pstn_db_path)
+                self.pstn = await start_uas(
+                    PstnGateway(self.roles.pstn_name, self.pstn_store, test_numbers=test_numbers), self.pstn_store,
+                    self._listen(self.ports.pstn), f"127.0.0.1:{self.ports.pstn_http}")
+            self.node = B2buaNode(self.config)
+            self.node.node.cdr.close()
+            self.node.node.cdr = _RecordingCdr(self.config.node.cdr_path, self._on_cdr)
+            await self.node.start(probe=self.probe)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("lab.ready", **self.ports.all())
+        return self
+
+    def _listen(self, port: int) -> list[str]:
+        return [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}"]
+
+    async def stop(self) -> None:
+        if self.node is not None:
+            await self.node.stop("lab stopping")
+            self.node = None
+        for name in ("primary", "secondary", "pstn"):
+            running = getattr(self, name)
+            if running is not None:
+                await running.close()
+                setattr(self, name, None)
+        for name in ("store", "pstn_store"):
+            store = getattr(self, name)
+            if store is not None:
+                store.close()
+                setattr(self, name, None)
+
+    async def __aenter__(self) -> Lab:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- where things are ---------------------------------------------------------------------
+    def address(self, role: str = "certified", transport: str = "udp") -> Peer:
+        """`certified`, `noncertified`, a strip variant (`drop-header` ...), `primary`,
+        `secondary`, `pstn` -> the Peer to send to."""
+        if role == "certified":
+            port = self.ports.certified_tls if transport == "tls" else self.ports.certified
+        elif role == "noncertified":
+            port = self.ports.noncertified
+        elif role in self.ports.variants:
+            port = self.ports.variants[role]
+        elif role in ("primary", "secondary", "pstn"):
+            port = getattr(self.ports, role)
+        else:
+            raise KeyError(f"no lab role {role!r}")
+        return Peer(transport, "127.0.0.1", port)
+
+    def profile_of(self, role: str) -> str:
+        """The B2BUA profile name behind a caller-facing role."""
+        profiles = self.config.profile
+        if role == "certified":
+            return profiles[self.roles.certified].name
+        base = profiles[self.roles.noncertified].name
+        return base if role == "noncertified" else f"{base}-{role}"
+
+    def ecrc(self, role: str):  # noqa: ANN201 - RunningUas
+        return {"primary": self.primary, "secondary": self.secondary, "pstn": self.pstn}[role]
+
+    def trunk(self, role: str):  # noqa: ANN201 - config.Trunk
+        name = {"primary": self.roles.primary_name, "secondary": self.roles.secondary_name}[role]
+        return self.config.trunk_named(name)
+
+    @property
+    def tls_ca_file(self) -> str | None:
+        """The lab's self-signed certificate: a caller verifies the TLS listener against it."""
+        return self.config.tls.cert_file
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(what, where) of every part, for `--serve` and the report."""
+        ports = self.ports
+        certified = self.config.profile[self.roles.certified]
+        rows = [(f"certified SBC ({certified.location_policy})", ", ".join(certified.listen))]
+        for profile in self.config.profile:
+            if profile.location_policy == "strip":
+                rows.append((f"non-certified SBC (strip {profile.strip_variant})", ", ".join(profile.listen)))
+        rows.append((f"primary ECRC {self.roles.primary_name}",
+                     f"udp/tcp 127.0.0.1:{ports.primary}, http://127.0.0.1:{ports.primary_http}"))
+        rows.append((f"secondary ECRC {self.roles.secondary_name}",
+                     f"udp/tcp 127.0.0.1:{ports.secondary}, http://127.0.0.1:{ports.secondary_http}"))
+        if self.roles.pstn_name is not None:
+            rows.append((f"PSTN gateway {self.roles.pstn_name}",
+                         f"udp/tcp 127.0.0.1:{ports.pstn}, http://127.0.0.1:{ports.pstn_http}"))
+        rows.append(("ECRC call records (SQLite)", str(self.db_path)))
+        if self.config.node.cdr_path:
+            rows.append(("B2BUA CDRs", str(self.config.node.cdr_path)))
+        if self.tls_ca_file:
+            rows.append(("TLS certificate (self-signed)", str(self.tls_ca_file)))
+        return rows
+
+    # -- what happened ----------------------------------------------------------------------------
+    def _on_cdr(self, record: dict) -> None:
+        self.cdrs.append(record)
+        if self._cdr_arrived is not None:
+            self._cdr_arrived.set()
+
+    async def cdr_for(self, a_call_id: str, timeout: float = 5.0) -> dict | None:
+        """The CDR of the call whose leg-A Call-ID is `a_call_id` (written when the call
+        ends), waiting at most `timeout` seconds for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for record in reversed(self.cdrs):
+                if record.get("a_call_id") == a_call_id:
+                    return record
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._cdr_arrived is None:
+                return None
+            self._cdr_arrived.clear()
+            try:
+                await asyncio.wait_for(self._cdr_arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return None
+
+    def records_for(self, cdr: dict | None) -> list[dict]:
+        """What the ECRCs recorded of one call (leg B's Call-ID is in the CDR), oldest first."""
+        if not cdr or not cdr.get("b_call_id") or self.store is None:
+            return []
+        return list(reversed(self.store.list(call_id=cdr["b_call_id"], limit=None)))
+
+
+# -- `b2bua lab` ---------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=LAB_CONFIG, help=f"the lab configuration (default {LAB_CONFIG})")
+    parser.add_argument("--serve", action="store_true",
+                        help="start everything and keep it running (for real phones and external tests)")
+    parser.add_argument("--free-ports", action="store_true",
+                        help="use free loopback ports instead of the configuration's fixed ones")
+    parser.add_argument("--report-dir", default=".", help="where lab-report.json and lab-report.html go (default .)")
+    parser.add_argument("--db", help=f"SQLite file of the ECRC call records (default <report-dir>/{LAB_DB})")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only the scenarios whose name starts with NAME (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                        help="log level of the JSON logs on stderr (default warning)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from ..logs import configure_logging
+    from ..transport import run as run_loop
+    from .scenarios import SCENARIOS
+
+    if args.list:
+        for scenario in SCENARIOS:
+            print(f"{scenario.name:<28} {scenario.title}")
+        return 0
+    selected = list(SCENARIOS)
+    if args.only:
+        selected = [s for s in SCENARIOS if any(s.name.startswith(prefix) for prefix in args.only)]
+        if not selected:
+            raise UsageError(f"--only {' '.join(args.only)}: no such scenario (see b2bua lab --list)")
+    report_dir = Path(args.report_dir)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir {args.report_dir!r} is not a directory")
+    try:
+        lab = Lab(args.config, free_ports=args.free_ports, workdir=report_dir if not args.free_ports else None,
+                  db=args.db or (report_dir / LAB_DB))
+    except ConfigError as error:
+        more = f" (and {len(error.problems) - 1} more: b2bua check-config)" if len(error.problems) > 1 else ""
+        raise UsageError(f"{error}{more}") from None
+    except (LabError, ValueError) as error:
+        raise UsageError(f"{args.config}: {error}") from None
+    configure_logging(args.log_level)
+    try:
+        if args.serve:
+            return run_loop(_serve(lab))
+        return run_loop(_run_matrix(lab, selected, report_dir))
+    except OSError as error:
+        hint = " (is another lab running? try --free-ports)" if getattr(error, "errno", None) == 98 else ""
+        print(f"b2bua lab: {error}{hint}", file=sys.stderr)
+        return 1
+
+
+async def _serve(lab: Lab) -> int:
+    await lab.start()
+    try:
+        print("lab running; Ctrl-C stops it")
+        width = max(len(what) for what, _ in lab.describe())
+        for what, where in lab.describe():
+            print(f"  {what:<{width}}  {where}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await lab.stop()
+    return 0
+
+
+async def _run_matrix(lab: Lab, selected: list, report_dir: Path) -> int:
+    from . import report
+    from .scenarios import run_scenarios
+
+    await lab.start()
+    try:
+        results = await run_scenarios(lab, selected)
+    finally:
+        await lab.stop()
+    document = report.lab_report(lab, results)
+    print(report.render_table(results))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = report_dir / "lab-report.json", report_dir / "lab-report.html"
+    report.write_json(json_path, document)
+    report.write_html(html_path, document)
+    passed = sum(1 for result in results if result.passed)
+    print(f"\n{passed}/{len(results)} scenarios passed in {document['duration_s']:.1f} s; "
+          f"wrote {json_path} and {html_path}")
+    return 0 if passed == len(results) else 1
+
+
+def summary_of(lab: Lab) -> dict[str, Any]:
+    return {"config": str(lab.config_path), "free_ports": lab.free_ports, "ports": lab.ports.all(),
+            "parts": [{"what": what, "where": where} for what, where in lab.describe()]}
