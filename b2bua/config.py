@@ -57,7 +57,7 @@ def parse_host_port(text: str, default_port: int | None = None) -> HostPort:
         if default_port is None:
             raise ValueError(f"{text!r} has no port")
         return HostPort(host, default_port)
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ValueError(f"port {port_text!r} is not a number from 1 to 65535")
     if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
         raise ValueError(f"host {host!r} is not an address or host name")

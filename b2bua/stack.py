@@ -48,7 +48,7 @@ class Core(Protocol):
     """What a UA built on the stack implements (its transaction user, RFC 3261 §8)."""
 
     def on_request(self, request: Request, transaction: ServerTransaction | None, peer: Peer) -> None:
-        """A new request; `transaction` is None for an ACK to a 2xx."""
+        """A new request from `peer`; `transaction` is None for an ACK to a 2xx."""
 
     def on_cancel(self, cancel: Request, invite: ServerTransaction) -> None:
         """The caller cancelled; the CANCEL has been answered 200, the INVITE awaits 487."""
@@ -151,7 +151,8 @@ class SipStack:
     def _on_message(self, message: Request | Response, peer: Peer, listener: Listener) -> None:
         if self.accept is not None and not self.accept(message, peer):
             return
-        self._process(self.layer.receive(message, _peer(peer), self.now()))
+        source = _peer(peer)
+        self._process(self.layer.receive(message, source, self.now()), source)
 
     def _on_transport_error(self, peer: Peer, error: Exception) -> None:
         log.info("sip.transport_error", peer=f"{peer.transport}:{peer.host}:{peer.port}", error=repr(error))
@@ -162,23 +163,24 @@ class SipStack:
         self._timer_at = None
         self._process(self.layer.handle_timer(self.now()))
 
-    def _process(self, events: list[Event]) -> None:
+    def _process(self, events: list[Event], source: Peer | None = None) -> None:
+        """Act on the layer's events; `source` is where the message that caused them came from."""
         for event in events:
             try:
-                self._dispatch(event)
+                self._dispatch(event, source)
             except Exception:  # a bug in one call must not stop the UA serving the others
                 log.exception("sip.core_error", event=type(event).__name__)
         self._rearm()
 
-    def _dispatch(self, event: Event) -> None:
+    def _dispatch(self, event: Event, source: Peer | None) -> None:
         if isinstance(event, Send):
             self.transport.send(event.message, event.peer)
         elif isinstance(event, RequestReceived):
             transaction = event.transaction
-            self.core.on_request(event.request, transaction, transaction.peer if transaction else None)
+            self.core.on_request(event.request, transaction, transaction.peer if transaction else source)
         elif isinstance(event, ResponseReceived):
             if event.transaction is None:
-                self.core.on_stray_response(event.response, None)
+                self.core.on_stray_response(event.response, source)
             else:
                 handler = self._handlers.get(event.transaction)
                 if handler is not None:

@@ -227,7 +227,7 @@ class _Inspection:
         if len(values) > 1:
             self.f.error("S03", f"{len(values)} Content-Length headers", "header Content-Length")
         raw = values[0].strip()
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             self.f.error("S03", f"Content-Length {values[0]!r} is not a number", "header Content-Length")
         elif int(raw) != actual:
             self.f.error("S03", f"Content-Length says {int(raw)} but the body is {actual} bytes", "header Content-Length")

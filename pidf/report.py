@@ -134,7 +134,7 @@ def normalise_number(number: str | None) -> str | None:
     """Digits only, NANP country code dropped: '+1 (425) 555-0100' -> '4255550100'."""
     if not number:
         return None
-    digits = "".join(ch for ch in number if ch.isdigit())
+    digits = "".join(ch for ch in number if "0" <= ch <= "9")
     if len(digits) == 11 and digits[0] == "1":
         digits = digits[1:]
     return digits or None

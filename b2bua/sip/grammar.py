@@ -164,4 +164,4 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 def is_token(text: str) -> bool:
     """RFC 3261 §25.1 token."""
-    return bool(text) and all(char in TOKEN_CHARS for char in text)
+    return bool(text) and TOKEN_CHARS.issuperset(text)

@@ -260,7 +260,7 @@ def parse_via(value: str) -> Via:
     else:
         host, _, port_text = hostport.partition(":")
     host, port_text = host.strip(), port_text.strip()
-    if not host or any(char in host for char in " \t,"):
+    if not host or " " in host or "\t" in host or "," in host:
         raise MessageError(f"bad Via host in {value!r}")
     port = None
     if port_text:

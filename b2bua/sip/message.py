@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .body import MediaType, Multipart, parse_media_type, parse_multipart
 from .errors import MessageError
-from .grammar import split_list
+from .grammar import TOKEN_CHARS, split_list
 from .headers import (
     LIST_HEADERS,
     CSeq,
@@ -59,12 +59,23 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def _one_line(text: str, what: str) -> str:
+    """Text written into a message by us must not break the line: a CR or LF taken from
+    a peer (a %0D%0A-decoded URI header, a relayed value) would inject header fields."""
+    if "\r" in text or "\n" in text:
+        raise MessageError(f"line break in {what} {text[:80]!r}")
+    return text
+
+
 class HeaderField:
     """One header field as it stands in the message."""
 
     __slots__ = ("name", "key", "value", "raw")
 
     def __init__(self, name: str, value: str, raw: bytes | None = None, key: str | None = None) -> None:
+        if raw is None:
+            _one_line(name, "header name")
+            _one_line(value, f"{name} value")
         self.name = name  # canonical long form, or as written when unknown
         self.key = key if key is not None else header_key(name)
         self.value = value  # unfolded and stripped
@@ -333,7 +344,7 @@ class Request(Message):
 
     def __init__(self, method: str, uri: Uri | str, headers: Headers | None = None, body: bytes = b"") -> None:
         super().__init__(headers, body)
-        self._method = method
+        self._method = _one_line(method, "method")
         self._uri = parse_uri(uri) if isinstance(uri, str) else uri
         self._uri_text: str | None = None  # str(uri) when first handed out by `.uri`
 
@@ -351,7 +362,7 @@ class Request(Message):
 
     @method.setter
     def method(self, value: str) -> None:
-        self._method = value
+        self._method = _one_line(value, "method")
         self.start_raw = None
 
     @property
@@ -384,7 +395,7 @@ class Response(Message):
     def __init__(self, status: int, reason: str | None = None, headers: Headers | None = None, body: bytes = b"") -> None:
         super().__init__(headers, body)
         self._status = status
-        self._reason = reason if reason is not None else REASON_PHRASES.get(status, "Unknown")
+        self._reason = _one_line(reason, "reason phrase") if reason is not None else REASON_PHRASES.get(status, "Unknown")
 
     @property
     def status(self) -> int:
@@ -396,7 +407,7 @@ class Response(Message):
 
     @reason.setter
     def reason(self, value: str) -> None:
-        self._reason = value
+        self._reason = _one_line(value, "reason phrase")
         self.start_raw = None
 
     @property
@@ -503,7 +514,7 @@ def _parse_start_line(line: bytes) -> Request | Response:
         # RFC 3261 §7.1: exactly one SP between the elements (RFC 4475 §3.1.2.9, §3.1.2.10).
         raise MessageError(f"malformed request line {text[:200]!r}")
     method, uri_text, version = parts
-    if not method.isascii() or not all(char.isalnum() or char in "-.!%*_+`'~" for char in method):
+    if not TOKEN_CHARS.issuperset(method):  # RFC 3261 §25.1: Method is a token
         raise MessageError(f"bad method {method[:100]!r}")
     if version.upper() != SIP_VERSION:
         raise MessageError(f"unsupported version {version[:100]!r}", 505)

@@ -181,9 +181,11 @@ def _split_userinfo(rest: str) -> tuple[str | None, str]:
 
     Neither user nor password may hold a literal `@` (RFC 3261 §25.1), but the user part
     may hold `?`, `;`, `/` and `,` (user-unreserved), so the `@` is looked for before the
-    first `?` and, failing that, after it (RFC 4475 §3.1.1.2). A stray `@` inside the
-    headers part (`?Replaces=a@b`, seen in the wild) does not move the host. When several
-    `@` come before the headers, the last one ends the userinfo.
+    first `?` and, failing that, after it (RFC 4475 §3.1.1.2). So an unescaped `@` in the
+    headers of a URI that has a user (`sip:bob@host?Replaces=a@b`, seen in the wild) does
+    not move the host; without a user part the grammar leaves only one reading
+    (`sip:host?x=a@b` has the user `host?x=a`). When several `@` come before the
+    headers, the last one ends the userinfo.
     """
     question = rest.find("?")
     if question < 0:

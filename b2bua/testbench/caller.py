@@ -67,6 +67,9 @@ def parse_target(text: str, transport: str = "udp") -> Peer:
         address = parse_host_port(text, 5061 if transport == "tls" else 5060)
     except ValueError as error:
         raise CallerError(f"address {text!r}: {error}") from None
+    # parse_host_port checks the host only when a port is written; check it always.
+    if not re.fullmatch(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+", address.host) or address.host.startswith(("-", ".")):
+        raise CallerError(f"address {text!r}: {address.host!r} is not an IP address or host name")
     return Peer(transport, address.host, address.port)
 
 
@@ -84,7 +87,9 @@ class CallSpec:
 
     to: str = "911"
     style: str = "rfc"
-    pidf: bytes | None = None  # None: no location at all (SDP only, still Priority: emergency)
+    # The PIDF-LO to send: bytes; None for no location at all (SDP only, still Priority:
+    # emergency); "sample" (default) for the reference's Redmond sample in the style's layout.
+    pidf: bytes | str | None = "sample"
     caller: str = DEFAULT_CALLER  # user part of From
     domain: str = DEFAULT_DOMAIN  # host part of From
     display: str | None = "E911 caller"
@@ -98,6 +103,10 @@ class CallSpec:
             raise CallerError(f"style {self.style!r} is not one of {', '.join(STYLES)}")
         if self.hold_s < 0 or self.answer_timeout_s <= 0:
             raise CallerError("hold must be >= 0 s and the answer timeout > 0 s")
+        if self.pidf == "sample":
+            self.pidf = default_pidf(self.style, self.aor)
+        elif isinstance(self.pidf, str):
+            raise CallerError(f"pidf={self.pidf!r}: give the document's bytes, None, or \"sample\"")
 
     @property
     def aor(self) -> str:

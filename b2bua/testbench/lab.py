@@ -247,8 +247,8 @@ def lab_config(data: dict, ports: LabPorts, *, workdir: Path | None = None,
 
 
 class _RecordingCdr(CdrWriter):
-    """The node's CDR writer, also handing each record to the lab (scenarios read the
-    route taken and the failover attempts from it)."""
+    """The node's CDR writer, also handing each record to the bench (scenarios and tests
+    read the route taken and the failover attempts from it)."""
 
     def __init__(self, path: str | Path | None, sink: Callable[[dict], None]) -> None:
         super().__init__(path)
@@ -257,6 +257,79 @@ class _RecordingCdr(CdrWriter):
     def write(self, record: dict) -> None:
         self.sink(record)
         super().write(record)
+
+
+class RunningB2bua:
+    """A `B2buaNode` started in this process whose CDRs are also kept in memory (`cdrs`),
+    so a test can find the CDR of a call by the caller's Call-ID (`cdr_for`)."""
+
+    def __init__(self, config: B2buaConfig) -> None:
+        from ..runner import B2buaNode
+
+        self.config = config
+        self.node = B2buaNode(config)
+        self.node.node.cdr.close()
+        self.node.node.cdr = _RecordingCdr(config.node.cdr_path, self._on_cdr)
+        self.cdrs: list[dict] = []
+        self._cdr_arrived: asyncio.Event | None = None
+        self.started = False
+
+    async def start(self, *, probe: bool = True) -> RunningB2bua:
+        self._cdr_arrived = asyncio.Event()
+        self.started = True
+        await self.node.start(probe=probe)
+        return self
+
+    async def stop(self, why: str = "shutdown") -> None:
+        if self.started:
+            self.started = False
+            await self.node.stop(why)
+
+    def address(self, profile: str | None = None, transport: str = "udp") -> Peer:
+        """Where a caller reaches `profile` (default: the first) over `transport`."""
+        name = profile or self.config.profile[0].name
+        for candidate in self.config.profile:
+            if candidate.name == name:
+                for spec in candidate.listeners:
+                    if spec.transport == transport:
+                        return Peer(transport, spec.address.host, spec.address.port)
+                raise KeyError(f"profile {name!r} does not listen on {transport}")
+        raise KeyError(f"no profile {name!r}; profiles: {', '.join(p.name for p in self.config.profile)}")
+
+    def _on_cdr(self, record: dict) -> None:
+        self.cdrs.append(record)
+        if self._cdr_arrived is not None:
+            self._cdr_arrived.set()
+
+    async def cdr_for(self, a_call_id: str, timeout: float = 5.0) -> dict | None:
+        """The CDR of the call whose leg-A Call-ID is `a_call_id` (written when the call
+        ends), waiting at most `timeout` seconds for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for record in reversed(self.cdrs):
+                if record.get("a_call_id") == a_call_id:
+                    return record
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._cdr_arrived is None:
+                return None
+            self._cdr_arrived.clear()
+            try:
+                await asyncio.wait_for(self._cdr_arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return None
+
+
+def answering_record(records: list[dict], cdr: dict | None) -> dict | None:
+    """Among the records of one call, the one of the trunk that answered (the CDR's
+    `route_taken`), else the last one."""
+    if not records:
+        return None
+    taken = (cdr or {}).get("route_taken")
+    for record in reversed(records):
+        if taken is None or record.get("ecrc") == taken:
+            return record
+    return records[-1]
 
 
 class Lab:
@@ -281,45 +354,44 @@ class Lab:
         self.probe = probe
         self.db_path = Path(db) if db is not None else self.workdir / LAB_DB
         self.pstn_db_path = self.db_path.with_name(LAB_PSTN_DB)
-        self.cdrs: list[dict] = []
-        self._cdr_arrived: asyncio.Event | None = None  # made in start(), on the running loop
+        self.b2bua: RunningB2bua | None = None
         self.store = None
         self.pstn_store = None
         self.primary = None
         self.secondary = None
         self.pstn = None
-        self.node = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> Lab:
-        from ..runner import B2buaNode
         from .ecrc import MockEcrc, start_uas
         from .store import CallStore
 
-        self._cdr_arrived = asyncio.Event()
         test_numbers = tuple(self.config.emergency.test_numbers)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        uas_started: list[Any] = []  # closed here should a later part fail to start
+
+        async def start(uas: Any, store: Any, port: int, http_port: int) -> Any:
+            uas_started.append(uas)
+            return await start_uas(uas, store, self._listen(port), f"127.0.0.1:{http_port}")
+
         try:
             self.store = CallStore(self.db_path)
-            self.primary = await start_uas(
-                MockEcrc(self.roles.primary_name, self.store, test_numbers=test_numbers), self.store,
-                self._listen(self.ports.primary), f"127.0.0.1:{self.ports.primary_http}")
-            self.secondary = await start_uas(
-                MockEcrc(self.roles.secondary_name, self.store, test_numbers=test_numbers), self.store,
-                self._listen(self.ports.secondary), f"127.0.0.1:{self.ports.secondary_http}")
+            self.primary = await start(MockEcrc(self.roles.primary_name, self.store, test_numbers=test_numbers),
+                                       self.store, self.ports.primary, self.ports.primary_http)
+            self.secondary = await start(MockEcrc(self.roles.secondary_name, self.store, test_numbers=test_numbers),
+                                         self.store, self.ports.secondary, self.ports.secondary_http)
             if self.roles.pstn_name is not None:
                 from .pstn import PstnGateway
 
                 self.pstn_store = CallStore(self.pstn_db_path)
-                self.pstn = await start_uas(
-                    PstnGateway(self.roles.pstn_name, self.pstn_store, test_numbers=test_numbers), self.pstn_store,
-                    self._listen(self.ports.pstn), f"127.0.0.1:{self.ports.pstn_http}")
-            self.node = B2buaNode(self.config)
-            self.node.node.cdr.close()
-            self.node.node.cdr = _RecordingCdr(self.config.node.cdr_path, self._on_cdr)
-            await self.node.start(probe=self.probe)
+                self.pstn = await start(PstnGateway(self.roles.pstn_name, self.pstn_store, test_numbers=test_numbers),
+                                        self.pstn_store, self.ports.pstn, self.ports.pstn_http)
+            self.b2bua = RunningB2bua(self.config)
+            await self.b2bua.start(probe=self.probe)
         except BaseException:
             await self.stop()
+            for uas in uas_started:  # listeners of a part whose HTTP API failed (closing is idempotent)
+                await uas.stack.close()
             raise
         log.info("lab.ready", **self.ports.all())
         return self
@@ -328,9 +400,8 @@ class Lab:
         return [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}"]
 
     async def stop(self) -> None:
-        if self.node is not None:
-            await self.node.stop("lab stopping")
-            self.node = None
+        if self.b2bua is not None:
+            await self.b2bua.stop("lab stopping")
         for name in ("primary", "secondary", "pstn"):
             running = getattr(self, name)
             if running is not None:
@@ -407,34 +478,34 @@ class Lab:
         return rows
 
     # -- what happened ----------------------------------------------------------------------------
-    def _on_cdr(self, record: dict) -> None:
-        self.cdrs.append(record)
-        if self._cdr_arrived is not None:
-            self._cdr_arrived.set()
+    @property
+    def node(self):  # noqa: ANN201 - runner.B2buaNode
+        return self.b2bua.node if self.b2bua is not None else None
+
+    @property
+    def cdrs(self) -> list[dict]:
+        return self.b2bua.cdrs if self.b2bua is not None else []
 
     async def cdr_for(self, a_call_id: str, timeout: float = 5.0) -> dict | None:
-        """The CDR of the call whose leg-A Call-ID is `a_call_id` (written when the call
-        ends), waiting at most `timeout` seconds for it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for record in reversed(self.cdrs):
-                if record.get("a_call_id") == a_call_id:
-                    return record
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._cdr_arrived is None:
-                return None
-            self._cdr_arrived.clear()
-            try:
-                await asyncio.wait_for(self._cdr_arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                return None
+        """The B2BUA's CDR of the call whose leg-A Call-ID is `a_call_id` (bounded wait)."""
+        if self.b2bua is None:
+            return None
+        return await self.b2bua.cdr_for(a_call_id, timeout)
 
     def records_for(self, cdr: dict | None) -> list[dict]:
         """What the ECRCs recorded of one call (leg B's Call-ID is in the CDR), oldest first."""
         if not cdr or not cdr.get("b_call_id") or self.store is None:
             return []
         return list(reversed(self.store.list(call_id=cdr["b_call_id"], limit=None)))
+
+    async def records_of(self, outcome: Any) -> list[dict]:
+        """What the ECRCs recorded of a call the caller placed (a `CallOutcome`)."""
+        return self.records_for(await self.cdr_for(outcome.call_id))
+
+    async def record_of(self, outcome: Any) -> dict | None:
+        """The record of the ECRC that answered a call the caller placed (None: none)."""
+        cdr = await self.cdr_for(outcome.call_id)
+        return answering_record(self.records_for(cdr), cdr)
 
 
 # -- `b2bua lab` ---------------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def is_test_call(request: Request, test_numbers: Iterable[str] = DEFAULT_TEST_NU
 
 
 def _digits(number: str) -> str:
-    return "".join(char for char in number if char.isdigit())
+    return "".join(char for char in number if "0" <= char <= "9")
 
 
 def matching_elin(caller_id: str | None, elins: Iterable[str]) -> str | None:
@@ -586,7 +586,7 @@ def _declared_length(request: Request) -> tuple[str | None, int | None]:
         return None, None
     text = fields[0].value
     stripped = text.strip()
-    return text, int(stripped) if stripped.isdigit() else None
+    return text, int(stripped) if stripped.isascii() and stripped.isdigit() else None
 
 
 def _actual_length(request: Request, raw: bytes | None) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from .caller import DEFAULT_CALLER, DEFAULT_DOMAIN, Caller, CallOutcome, CallSpec, default_pidf
+from .caller import DEFAULT_CALLER, Caller, CallOutcome, CallSpec
 
 log = structlog.get_logger("b2bua.lab")
 
@@ -36,7 +36,6 @@ VALID = "location_by_value_valid"
 DEGRADED = "by_value_degraded"
 NO_LOCATION = "no_location"
 FAILOVER_MARGIN_S = 1.0  # secondary answers within fast_failover_s + this
-ENTITY = f"sip:{DEFAULT_CALLER}@{DEFAULT_DOMAIN}"
 
 
 # -- checks on what an ECRC recorded ---------------------------------------------------------------
@@ -138,13 +137,9 @@ class PlacedCall:
     @property
     def answering_record(self) -> dict | None:
         """The record of the ECRC that answered (the last attempt's), else the last record."""
-        if not self.records:
-            return None
-        route = (self.cdr or {}).get("route_taken")
-        for record in reversed(self.records):
-            if route is None or record.get("ecrc") == route:
-                return record
-        return self.records[-1]
+        from .lab import answering_record
+
+        return answering_record(self.records, self.cdr)
 
     def route_text(self) -> str:
         """`certified: ecrc-primary 503 -> ecrc-secondary 200`."""
@@ -206,10 +201,8 @@ class ScenarioRun:
         self.recorded_override: str | None = None
 
     async def call(self, role: str = "certified", *, transport: str = "udp", style: str = "rfc", to: str = "911",
-                   pidf: bytes | None | str = "default", answer_timeout_s: float = 20.0) -> PlacedCall:
-        if pidf == "default":
-            pidf = default_pidf(style, ENTITY)
-        spec = CallSpec(to=to, style=style, pidf=pidf, answer_timeout_s=answer_timeout_s)  # type: ignore[arg-type]
+                   pidf: bytes | str | None = "sample", answer_timeout_s: float = 20.0) -> PlacedCall:
+        spec = CallSpec(to=to, style=style, pidf=pidf, answer_timeout_s=answer_timeout_s)
         outcome = await self.caller.call(self.lab.address(role, transport), spec)
         cdr = await self.lab.cdr_for(outcome.call_id)
         placed = PlacedCall(role, self.lab.profile_of(role), outcome, cdr, self.lab.records_for(cdr))

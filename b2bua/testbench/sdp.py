@@ -56,7 +56,7 @@ def answer(offer_sdp: bytes | None, address: str, port: int) -> bytes:
         if len(fields) < 4:
             continue
         media, proto, formats = fields[0], fields[2], fields[3:]
-        chosen = next((int(f) for f in formats if f.isdigit() and int(f) in G711), None)
+        chosen = next((int(f) for f in formats if f.isascii() and f.isdigit() and int(f) in G711), None)
         if media != "audio" or audio_done or chosen is None:
             lines.append(f"m={media} 0 {proto} {' '.join(formats)}")  # RFC 3264 §6: refuse
             continue

@@ -56,7 +56,7 @@ def parse_since(since: int | str | datetime) -> tuple[str, int | str]:
         return "time", iso_utc(since)
     if isinstance(since, str):
         text = since.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return "id", int(text)
         try:
             moment = datetime.fromisoformat(text.replace(" ", "+") if "T" in text and " " in text else text)

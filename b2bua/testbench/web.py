@@ -106,7 +106,7 @@ def _calls_query(query: Any) -> dict[str, Any] | web.Response:
         options["verdict"] = verdicts
     if "limit" in query:
         text = query["limit"].strip()
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
             return _error(400, "limit", f"{query['limit']!r} is not a whole number in 1..{MAX_LIMIT}")
         options["limit"] = int(text)
     for key in ("ecrc", "call_id"):
@@ -124,7 +124,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 async def get_call(request: web.Request) -> web.Response:
     text = request.match_info["id"]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         return _error(400, "id", f"{text!r} is not a record id (a whole number)")
     record = request.app[STORE_KEY].get(int(text))
     if record is None:

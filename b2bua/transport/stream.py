@@ -132,7 +132,7 @@ def content_length(head: bytes) -> tuple[int, str | None]:
         if not colon or name.strip().lower() not in (b"content-length", b"l"):
             continue
         text = value.strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             return 0, f"bad Content-Length {text[:20]!r}"
         found.add(int(text))
     if not found:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import random
 import re
 import socket
 import time
@@ -38,6 +39,26 @@ def scenario(name: str) -> Path:
 # -- the B2BUA -------------------------------------------------------------------------------
 
 
+_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999): no port the kernel
+# hands out for bind(0) or an outgoing connection, nor one another suite's free_port() picked
+
+
+def quiet_port() -> int:
+    """A loopback port free for UDP and TCP, outside the ephemeral range, so a test run next
+    to others (several suites on one machine) does not race them for the same port."""
+    for _ in range(200):
+        port = random.randrange(*_PORT_RANGE)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                udp.bind((HOST, port))
+                tcp.bind((HOST, port))
+        except OSError:
+            continue
+        return port
+    return free_port()
+
+
 @dataclass
 class Ports:
     caller: int  # the B2BUA's profile (udp and tcp on the same number)
@@ -48,7 +69,7 @@ class Ports:
     def fresh(cls) -> Ports:
         ports: set[int] = set()
         while len(ports) < 3:
-            ports.add(free_port())
+            ports.add(quiet_port())
         caller, primary, secondary = sorted(ports)
         return cls(caller, primary, secondary)
 
@@ -135,17 +156,34 @@ def uas(name: str, port: int, *, transport: str = "u1", calls: int = 1000, timeo
 
 def uac(name: str, port: int, *, service: str = "911", transport: str = "u1", calls: int = 1,
         rate: float | None = None, timeout_s: float = 15.0) -> Sipp:
-    return Sipp(scenario(name), remote=f"{HOST}:{port}", service=service, transport=transport, calls=calls,
-                rate=rate, timeout_s=timeout_s)
+    return Sipp(scenario(name), remote=f"{HOST}:{port}", local_port=quiet_port(), service=service,
+                transport=transport, calls=calls, rate=rate, timeout_s=timeout_s)
+
+
+def _port_taken(port: int, transport: str) -> bool:
+    kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+    return False
 
 
 @contextlib.asynccontextmanager
-async def peers(*servers: Sipp, settle_s: float = 0.2) -> AsyncIterator[None]:
-    """Start SIPp UASes, give them time to bind, and always stop them."""
+async def peers(*servers: Sipp, ready_timeout_s: float = 5.0) -> AsyncIterator[None]:
+    """Start SIPp UASes, wait until each has bound its port, and always stop them."""
     try:
         for server in servers:
             await server.start()
-        await asyncio.sleep(settle_s)
+        for server in servers:
+            bound = await wait_until(lambda: _port_taken(server.local_port, server.transport)
+                                     or server._process.returncode is not None, ready_timeout_s, step=0.01)
+            if server._process.returncode is not None or not bound:
+                # SIPp exits at once when it cannot bind its port (another suite took it): say so.
+                await server.stop()
+                result = await server.wait(1)
+                raise RuntimeError(f"SIPp UAS on {server.address} did not come up: {describe(result)}")
         yield
     finally:
         for server in servers:

@@ -187,3 +187,44 @@ async def test_late_offer_answer_in_callers_ack_reaches_the_trunk(tmp_path):
     assert len(acks_b) == 1 and acks_b[0].body == answer_a and b"a=x-late-answer" in answer_a
     assert acks_b[0].header("Content-Type") == "application/sdp"
     assert record["final_status"] == 200
+
+
+async def test_pidf_lo_invite_over_1300_bytes_goes_to_a_tcp_capable_trunk_over_tcp(tmp_path):
+    # RFC 3261 §18.1.1: the caller's INVITE came over UDP; leg B is too big for UDP.
+    ports = bs.Ports.fresh()
+    primary = bs.uas("b2bua_uas_answer", ports.primary, calls=1, transport="t1")  # listens on TCP only
+    config = bs.node_config(tmp_path, ports, trunk_transports=("udp", "tcp"))
+    async with bs.running_node(config), bs.peers(primary):
+        caller = await bs.uac("b2bua_uac_multipart", ports.caller).run()
+        assert caller.returncode == 0, bs.describe(caller)
+        (record,) = await bs.wait_for_cdrs(tmp_path, 1)
+    a = bs.Trace.of(caller)
+    b = await bs.finish(primary)
+    invite = b.first("INVITE", "received")
+    assert len(invite.raw) > 1300 and invite.transport == "TCP"
+    assert "SIP/2.0/TCP" in invite.header("Via")
+    assert invite.body_sha256 == a.first("INVITE", "sent").body_sha256
+    (attempt,) = record["attempts"]
+    assert attempt["transport"] == "tcp" and attempt["transport_reason"]
+    assert b.requests("BYE", "received")  # later, smaller requests follow the dialog over TCP
+
+
+async def test_reinvite_from_trunk_is_relayed_to_the_caller_in_the_callers_dialog(tmp_path):
+    # A trunk may refresh the session itself (refresher=uas): its re-INVITE reaches the caller.
+    ports = bs.Ports.fresh()
+    primary = bs.uas("b2bua_uas_reinvite_out", ports.primary, calls=1)
+    async with bs.running_node(bs.node_config(tmp_path, ports)) as node, bs.peers(primary):
+        caller = await bs.uac("b2bua_uac_answer_reinvite", ports.caller).run()
+        assert caller.returncode == 0, bs.describe(caller)
+        await bs.wait_for_cdrs(tmp_path, 1)
+        assert await bs.wait_until(lambda: primary._process.returncode is not None, timeout=3.0)
+        assert not node.node.calls
+    a = bs.Trace.of(caller)
+    b = await bs.finish(primary)
+    reinvite_a = a.first("INVITE", "received")
+    assert reinvite_a.call_id == a.first("INVITE", "sent").call_id  # the caller's own dialog
+    assert b"a=x-ecrc-refresh" in reinvite_a.body
+    ok_b = b.responses(200, "received", method="INVITE")
+    assert ok_b and b"a=x-caller-refresh-answer" in ok_b[0].body
+    assert a.requests("ACK", "received")  # the B2BUA ACKed the caller's 200
+    assert b.requests("BYE", "received")

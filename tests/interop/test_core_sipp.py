@@ -81,9 +81,9 @@ def logged(result: SippResult, direction: str, start: str) -> int:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_sipp_uac_call_completes_and_bye_is_answered(make_uas, transport):
+async def test_sipp_uac_call_completes_and_bye_is_answered(make_uas, transport, tmp_path):
     uas = await make_uas()
-    result = await run_sipp(sipp_uac(uas, transport, timeout_s=15), timeout=25)
+    result = await run_sipp(sipp_uac(uas, transport, timeout_s=15, workdir=tmp_path), timeout=25)
 
     assert result.returncode == 0, explain(result)
     assert [item.method for item in uas.received] == ["INVITE", "ACK", "BYE"]
@@ -98,9 +98,9 @@ async def test_sipp_uac_call_completes_and_bye_is_answered(make_uas, transport):
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_sipp_uac_twenty_calls_at_ten_per_second_all_complete(make_uas, transport):
+async def test_sipp_uac_twenty_calls_at_ten_per_second_all_complete(make_uas, transport, tmp_path):
     uas = await make_uas()
-    sipp = sipp_uac(uas, transport, calls=20, rate=10, timeout_s=20)
+    sipp = sipp_uac(uas, transport, calls=20, rate=10, timeout_s=20, workdir=tmp_path)
     result = await run_sipp(sipp, timeout=30)
 
     assert result.returncode == 0, explain(result)
@@ -130,8 +130,8 @@ async def call_when_listening(uac: CoreUac, target: Peer, uri: str, *, deadline:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_core_uac_calls_sipp_uas_acks_200_and_hangs_up(uac, transport):
-    sipp = Sipp("uas", transport=SIPP_TRANSPORT[transport], calls=1, timeout_s=15)
+async def test_core_uac_calls_sipp_uas_acks_200_and_hangs_up(uac, transport, tmp_path):
+    sipp = Sipp("uas", transport=SIPP_TRANSPORT[transport], calls=1, timeout_s=15, workdir=tmp_path)
     await sipp.start()
     try:
         target = Peer(transport, HOST, sipp.local_port)
@@ -156,12 +156,13 @@ async def test_core_uac_calls_sipp_uas_acks_200_and_hangs_up(uac, transport):
 # -- retransmissions over UDP -------------------------------------------------------------------
 
 
-async def test_invite_retransmitted_after_180_gets_the_180_again_and_one_call(make_uas):
+async def test_invite_retransmitted_after_180_gets_the_180_again_and_one_call(make_uas, tmp_path):
     # The scenario sends its INVITE a second time (same branch) once it has the 180, and
     # requires a second 180 before the 200: the INVITE server transaction answers the
     # retransmission with its last provisional (RFC 3261 §17.2.1) instead of starting a call.
     uas = await make_uas(answer_delay=0.5)
-    sipp = sipp_uac(uas, "udp", SCENARIOS / "core_invite_retransmitted.xml", timeout_s=15, extra=["-nr"])
+    scenario = SCENARIOS / "core_invite_retransmitted.xml"
+    sipp = sipp_uac(uas, "udp", scenario, timeout_s=15, extra=["-nr"], workdir=tmp_path)
     result = await run_sipp(sipp, timeout=25)
 
     assert result.returncode == 0, explain(result)
@@ -172,12 +173,12 @@ async def test_invite_retransmitted_after_180_gets_the_180_again_and_one_call(ma
     assert logged(result, "received", "SIP/2.0 200") == 2  # INVITE's (once) and BYE's
 
 
-async def test_invite_retransmitted_by_sipp_timer_a_is_absorbed(make_uas):
+async def test_invite_retransmitted_by_sipp_timer_a_is_absorbed(make_uas, tmp_path):
     # SIPp retransmits an unanswered INVITE after T1 = 500 ms (its built-in uac). The UAS
     # answers only after 1 s and holds its 100 Trying past T1, so at least one
     # retransmission reaches it before any response: the transaction absorbs it.
     uas = await make_uas(ring=False, answer_delay=1.0, timers=TimerConfig(trying_delay=2.0))
-    result = await run_sipp(sipp_uac(uas, "udp", timeout_s=15), timeout=25)
+    result = await run_sipp(sipp_uac(uas, "udp", timeout_s=15, workdir=tmp_path), timeout=25)
 
     assert result.returncode == 0, explain(result)
     assert sum(1 for item in uas.wire if item.method == "INVITE") >= 2
@@ -187,11 +188,11 @@ async def test_invite_retransmitted_by_sipp_timer_a_is_absorbed(make_uas):
     assert logged(result, "received", "SIP/2.0 200") == 2
 
 
-async def test_uas_retransmits_its_200_until_the_late_ack_then_stops(make_uas):
+async def test_uas_retransmits_its_200_until_the_late_ack_then_stops(make_uas, tmp_path):
     # The scenario ACKs 1 s after the 200. The UAS core's 2xx goes out again after T1 (0.5 s)
     # and would again at 1.5 s; the ACK at ~1 s must stop it (RFC 3261 §13.3.1.4).
     uas = await make_uas()
-    sipp = sipp_uac(uas, "udp", SCENARIOS / "core_late_ack.xml", timeout_s=15)
+    sipp = sipp_uac(uas, "udp", SCENARIOS / "core_late_ack.xml", timeout_s=15, workdir=tmp_path)
     result = await run_sipp(sipp, timeout=25)
     assert result.returncode == 0, explain(result)
     ack_at = next(item.at for item in uas.wire if item.method == "ACK")
@@ -243,7 +244,7 @@ def options(port: int) -> bytes:
     ).encode()
 
 
-async def test_malformed_requests_get_400_and_the_uas_serves_the_next_sipp_call(make_uas):
+async def test_malformed_requests_get_400_and_the_uas_serves_the_next_sipp_call(make_uas, tmp_path):
     uas = await make_uas()
     target = (HOST, uas.port("udp"))
     loop = asyncio.get_running_loop()
@@ -271,6 +272,6 @@ async def test_malformed_requests_get_400_and_the_uas_serves_the_next_sipp_call(
         raw.close()
     assert [item.method for item in uas.received] == ["OPTIONS"]  # nothing malformed reached the core
 
-    result = await run_sipp(sipp_uac(uas, "udp", timeout_s=15), timeout=25)
+    result = await run_sipp(sipp_uac(uas, "udp", timeout_s=15, workdir=tmp_path), timeout=25)
     assert result.returncode == 0, explain(result)
     assert [item.method for item in uas.received] == ["OPTIONS", "INVITE", "ACK", "BYE"]

@@ -640,6 +640,22 @@ def test_lines_written_into_an_lf_only_message_end_in_lf_too():
     assert parse_message(out).body == message.body
 
 
+@pytest.mark.parametrize("make", [
+    lambda message: message.headers.set("Subject", "hi\r\nVia: SIP/2.0/UDP evil.example.com"),
+    lambda message: message.headers.add("X-Decoded", "a\nb"),
+    lambda message: message.headers.set("Bad\r\nName", "x"),
+    lambda message: setattr(message, "method", "OPTIONS\r\nX: y"),
+    lambda message: Response(200, "OK\r\nVia: SIP/2.0/UDP evil.example.com"),
+    lambda message: Request("INVITE\n", "sip:a@b"),
+])
+def test_values_written_through_the_api_cannot_inject_lines(make):
+    # e.g. a URI header `?Subject=%0D%0AVia:...` decoded and copied into a header (sippy#57)
+    message = parse_message(request())
+    with pytest.raises(MessageError):
+        make(message)
+    assert message.to_bytes() == request()
+
+
 # -- responses ------------------------------------------------------------------------------
 
 
