@@ -42,8 +42,9 @@ class HostPort:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def parse_host_port(text: str, default_port: int | None = None) -> HostPort:
-    """`127.0.0.1:5060`, `[::1]:5060`, `ecrc-primary:5070` (a name, for compose)."""
+def parse_host_port(text: str, default_port: int | None = None, *, allow_zero: bool = False) -> HostPort:
+    """`127.0.0.1:5060`, `[::1]:5060`, `ecrc-primary:5070` (a name, for compose).
+    `allow_zero`: port 0 means "any free port" (addresses to listen on, not to reach)."""
     text = text.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -57,8 +58,9 @@ def parse_host_port(text: str, default_port: int | None = None) -> HostPort:
         if default_port is None:
             raise ValueError(f"{text!r} has no port")
         return HostPort(host, default_port)
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"port {port_text!r} is not a number from 1 to 65535")
+    lowest = 0 if allow_zero else 1
+    if not (port_text.isascii() and port_text.isdigit()) or not lowest <= int(port_text) < 65536:
+        raise ValueError(f"port {port_text!r} is not a number from {lowest} to 65535")
     if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
         raise ValueError(f"host {host!r} is not an address or host name")
     return HostPort(host, int(port_text))
@@ -78,7 +80,7 @@ def parse_listen(text: str) -> ListenSpec:
     transport, _, rest = text.partition(":")
     if transport not in ("udp", "tcp", "tls"):
         raise ValueError(f"{text!r} must start with udp:, tcp: or tls:")
-    return ListenSpec(transport, parse_host_port(rest))
+    return ListenSpec(transport, parse_host_port(rest, allow_zero=True))
 
 
 class Timers(_Model):
@@ -333,7 +335,7 @@ class B2buaConfig(_Model):
             if link.sites[0] == link.sites[1]:
                 raise ValueError(f"link[{index}].sites: a link joins two different sites")
         if self.admin is not None:
-            parse_host_port(self.admin)
+            parse_host_port(self.admin, allow_zero=True)
         needs_tls = any(spec.transport == "tls" for profile in self.profile for spec in profile.listeners)
         if needs_tls and not (self.tls.cert_file and self.tls.key_file):
             raise ValueError("tls: a tls listener needs tls.cert_file and tls.key_file")

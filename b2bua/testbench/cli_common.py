@@ -68,7 +68,7 @@ def checked_arguments(args: argparse.Namespace, command: BenchCommand) -> tuple[
         listen = args.listen or [command.listen]
         for item in listen:
             parse_listen(item)
-        parse_host_port(args.http)
+        parse_host_port(args.http, allow_zero=True)
     except (BehaviourError, ValueError) as error:
         raise UsageError(str(error)) from None
     if any(item.startswith("tls:") for item in listen) and not (args.tls_cert and args.tls_key):

@@ -105,7 +105,7 @@ async def start_uas(uas: AnsweringUas, store: CallStore, listen: list[str], http
                                tls_context if spec.transport == "tls" else None)
     api = None
     if http:
-        address = parse_host_port(http)
+        address = parse_host_port(http, allow_zero=True)
         api = await serve(make_app(store, uas.get_behaviour, uas.set_behaviour, name=uas.name), address.host, address.port)
     return RunningUas(uas, api)
 

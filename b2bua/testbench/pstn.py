@@ -17,7 +17,8 @@ ELIN gateway (`elin_gateway=True`), modelled on the AudioCodes Mediant ELIN feat
   entries (a Mediant 1000; configurable);
 * a callback, an INVITE whose Request-URI number is an ELIN, within the window (or while
   the emergency call is up) is routed back to the caller: the gateway answers **302 Moved
-  Temporarily** with `Contact: <the caller's Contact URI>`, so the PSAP side (a SIPp UAC,
+  Temporarily** with `Contact: <the caller's Contact URI>` (its identity URI when the
+  INVITE had no Contact), so the PSAP side (a SIPp UAC,
   the B2BUA) re-targets it. A real gateway would place the call itself; a redirect shows
   the same mapping on the wire without a second call leg in the mock. A callback after
   the window, or to an ELIN the gateway does not know, gets 404. In ELIN mode an INVITE
@@ -305,10 +306,11 @@ class PstnGateway(AnsweringUas):
             return None
         number = dialled_number(request.uri)
         entry = self.elin_table.callback(number)
-        if entry is not None and entry.caller_contact:
+        target = (entry.caller_contact or entry.caller_uri) if entry is not None else None
+        if entry is not None and target:
             response = make_response(request, 302, to_tag=new_tag())
-            response.headers.add("Contact", f"<{entry.caller_contact}>")
-            status, contact, elin = 302, entry.caller_contact, entry.elin
+            response.headers.add("Contact", f"<{target}>")
+            status, contact, elin = 302, target, entry.elin
         else:
             known = self.elin_table.get(number)
             reason = "Callback Window Expired" if known is not None else "Unknown ELIN"

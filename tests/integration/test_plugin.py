@@ -119,3 +119,13 @@ async def test_a_foreign_project_in_strict_mode_gets_the_fixtures(tmp_path):
         raise
     assert process.returncode == 0, output.decode()[-3000:]
     assert "1 passed" in output.decode()
+
+
+def test_the_documented_example_is_the_one_the_suite_runs():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    doc = (repo / "docs" / "testbench.md").read_text()
+    section = doc.split("## Testing your SBC configuration with pytest", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == (repo / "tests" / "examples" / "test_sbc_config.py").read_text()

@@ -228,3 +228,25 @@ async def test_reinvite_from_trunk_is_relayed_to_the_caller_in_the_callers_dialo
     assert ok_b and b"a=x-caller-refresh-answer" in ok_b[0].body
     assert a.requests("ACK", "received")  # the B2BUA ACKed the caller's 200
     assert b.requests("BYE", "received")
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_stopping_the_node_hangs_up_answered_calls_on_both_legs(tmp_path, transport):
+    ports = bs.Ports.fresh()
+    sipp_t = SIPP_TRANSPORT[transport]
+    primary = bs.uas("b2bua_uas_answer", ports.primary, calls=1, transport=sipp_t)
+    config = bs.node_config(tmp_path, ports, trunk_transports=(transport,))
+    async with bs.peers(primary):
+        caller = bs.uac("b2bua_uac_wait_bye", ports.caller, transport=sipp_t)
+        async with bs.running_node(config) as node:
+            await caller.start()
+            assert await bs.wait_until(lambda: any(c.state == "confirmed" for c in node.node.calls.values()), 5.0)
+        # node.stop() has run: BYE on both legs, then the sockets closed.
+        result = await caller.wait(10)
+        assert result.returncode == 0, bs.describe(result)
+        (record,) = bs.cdrs(tmp_path)
+    a = bs.Trace.of(result)
+    b = await bs.finish(primary)
+    assert "B2BUA shutting down" in (a.first("BYE", "received").header("Reason") or "")
+    assert b.requests("BYE", "received")
+    assert record["disconnect_side"] == "B2BUA"

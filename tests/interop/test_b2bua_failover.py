@@ -270,3 +270,20 @@ async def test_when_every_trunk_fails_the_caller_gets_the_b2buas_own_503(tmp_pat
     assert "all trunks failed" in (final.header("Reason") or "")
     assert [(x["trunk"], x["final"]) for x in record["attempts"]] == [(bs.PRIMARY, 503), (bs.SECONDARY, 503)]
     assert record["final_status"] == 503 and record["disconnect_side"] == "B2BUA"
+
+
+async def test_cancel_before_any_ringing_stops_the_hunt_before_fast_failover(tmp_path):
+    ports = bs.Ports.fresh()
+    secondary = bs.uas("b2bua_uas_answer", ports.secondary, calls=1)
+    async with bs.silent_udp(ports.primary) as silent, bs.running_node(bs.node_config(tmp_path, ports)) as node, \
+            bs.peers(secondary):
+        caller = await bs.uac("b2bua_uac_cancel_early", ports.caller).run()
+        assert caller.returncode == 0, bs.describe(caller)
+        (record,) = await bs.wait_for_cdrs(tmp_path, 1)
+        await asyncio.sleep(FAST_FAILOVER_S + 0.5)  # past the moment a failover would have happened
+        assert not node.node.calls
+        assert silent.count("CANCEL") == 0  # §9.1: no CANCEL before a provisional
+    s = await bs.finish(secondary)
+    assert not s.received()
+    assert [x["trunk"] for x in record["attempts"]] == [bs.PRIMARY]
+    assert record["final_status"] == 487
