@@ -54,6 +54,8 @@ def parse_host_port(text: str, default_port: int | None = None, *, allow_zero: b
         host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
         if not host:
             raise ValueError(f"{text!r} is not host:port")
+    if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
+        raise ValueError(f"host {host!r} is not an address or host name")
     if not port_text:
         if default_port is None:
             raise ValueError(f"{text!r} has no port")
@@ -61,8 +63,6 @@ def parse_host_port(text: str, default_port: int | None = None, *, allow_zero: b
     lowest = 0 if allow_zero else 1
     if not (port_text.isascii() and port_text.isdigit()) or not lowest <= int(port_text) < 65536:
         raise ValueError(f"port {port_text!r} is not a number from {lowest} to 65535")
-    if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
-        raise ValueError(f"host {host!r} is not an address or host name")
     return HostPort(host, int(port_text))
 
 

@@ -126,8 +126,9 @@ def run_from_config(path: str) -> int:
     try:
         config = load_config(path)
     except ConfigError as error:
-        for line in error.lines():
-            print(line, file=sys.stderr)
+        more = len(error.problems) - 1
+        suffix = f" (and {more} more: b2bua check-config {path} lists them)" if more else ""
+        print(f"b2bua run: {error.lines()[0]}{suffix}", file=sys.stderr)
         return 2
     configure_logging(config.node.log_level)
     try:

@@ -11,6 +11,8 @@ by cid, Priority: emergency). Targets, each started and stopped here, one at a t
   ours-validate                                          validate
   ours-strip                                             strip (variant full)
   ours-pass-info   (not run by default) ours-pass with log_level = info: what logging costs
+  ours-pass-shm    (not run by default) ours-pass with its CDR file on /dev/shm: what the
+                   per-call fsync of the CDR costs on a disk
 
 For every target and body a ladder offers a rate for a fixed window (calls = rate x window):
 up by a factor until a step fails, then bisect between the last pass and the first failure.
@@ -55,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 from b2bua.testbench.sipp import free_port  # noqa: E402
 
 TARGETS = ["direct", "kamailio", "sippy", "ours-pass", "ours-validate", "ours-strip"]
-OPTIONAL_TARGETS = ["ours-pass-info"]
+OPTIONAL_TARGETS = ["ours-pass-info", "ours-pass-shm"]
 VARIANTS = ["plain", "emergency"]
 PEERS = ["sippy", "kamailio"]
 OURS = ["ours-pass", "ours-validate", "ours-strip"]
@@ -73,6 +75,7 @@ class Settings:
     tolerance: float = 0.10  # bisect until hi/lo <= 1 + tolerance
     max_bisect: int = 4
     warmup_calls: int = 30
+    warmup_rate: float = 20.0
     kamailio_children: int = 2
     settle_s: float = 1.0
     quick: bool = False
@@ -80,7 +83,8 @@ class Settings:
 
 def quick_settings() -> Settings:
     return Settings(window_s=1.5, hold_ms=100, start_rate=100.0, factor=2.0, max_rate=1600.0,
-                    tolerance=1.0, max_bisect=0, warmup_calls=15, settle_s=0.3, quick=True)
+                    tolerance=1.0, max_bisect=0, warmup_calls=15, warmup_rate=30.0, settle_s=0.3,
+                    quick=True)
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -161,6 +165,7 @@ class Process:
             output.close()
         self.pid = self.popen.pid
         self.rusage = None
+        self.cleanup: list[Path] = []  # directories to remove once it has stopped
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -252,11 +257,11 @@ def versions() -> dict[str, str]:
 # -- middle boxes ---------------------------------------------------------------------------
 
 
-def ours_config(path: Path, port: int, uas_port: int, policy: str, log_level: str) -> None:
+def ours_config(path: Path, port: int, uas_port: int, policy: str, log_level: str, cdr_dir: Path) -> None:
     path.write_text(f"""# written by benchmarks/cps.py
 [node]
 name = "cps-bench"
-cdr_path = "{path.parent / 'cdr.jsonl'}"
+cdr_path = "{cdr_dir / 'cdr.jsonl'}"
 log_level = "{log_level}"
 
 [[profile]]
@@ -304,14 +309,20 @@ def start_box(target: str, port: int, uas_port: int, workdir: Path, settings: Se
         policy = target.split("-")[1]
         log_level = "info" if target.endswith("-info") else "warning"
         config = workdir / "ours.toml"
-        ours_config(config, port, uas_port, policy, log_level)
+        cdr_dir = workdir
+        if target.endswith("-shm"):
+            cdr_dir = Path(tempfile.mkdtemp(prefix="cps-cdr-", dir="/dev/shm"))
+        ours_config(config, port, uas_port, policy, log_level, cdr_dir)
         # What `b2bua run --config FILE` does, called directly so the benchmark depends on the
         # runner only. PYTHONPATH: the package from this checkout even if the editable
         # install is stale.
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         argv = [sys.executable, "-c", "import sys; from b2bua.runner import run_from_config; "
                 "sys.exit(run_from_config(sys.argv[1]))", str(config)]
-        return Process(target, argv, cwd=workdir, env=env, log_path=logfile)
+        process = Process(target, argv, cwd=workdir, env=env, log_path=logfile)
+        if cdr_dir != workdir:
+            process.cleanup.append(cdr_dir)
+        return process
     raise ValueError(f"unknown target {target}")
 
 
@@ -406,10 +417,21 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     uas_cpu0 = cpu_seconds([uas.pid])
     started = time.monotonic()
     uac = Process("sipp-uac", argv, cwd=workdir)
-    code = uac.wait(global_timeout + 10)
+    # SIPp's own -timeout does not end a call stuck waiting for a final response that never
+    # comes (seen with an overloaded box), so the bound is here: past the budget (plus a
+    # grace for retransmission-delayed calls) the step has failed anyway. SIGUSR1 = 'q'
+    # (soft quit, writes the final statistics), twice = quit now; SIGKILL if still there.
+    code = uac.wait(budget + 4)
     if code is None:
-        uac.stop(signal.SIGKILL)
-        code = uac.popen.returncode
+        for _ in range(2):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(uac.pid, signal.SIGUSR1)
+            code = uac.wait(1.0)
+            if code is not None:
+                break
+        if code is None:
+            uac.stop(signal.SIGKILL, grace=1.0)
+            code = uac.popen.returncode
     step.elapsed_s = round(time.monotonic() - started, 3)
     if box:
         box_pids = sorted(set(box_pids) | set(box.tree()))
@@ -513,8 +535,8 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path) -> Lad
             wait_bound(box, box_port)
             ladder.box_startup_s = round(time.monotonic() - began, 2)
         # Warm-up (not counted): imports, caches, the first call's lazy work.
-        warm = run_step(variant, 10.0, settings.warmup_calls, remote, box, uas,
-                        Settings(**{**asdict(settings), "window_s": settings.warmup_calls / 10.0}),
+        warm = run_step(variant, settings.warmup_rate, settings.warmup_calls, remote, box, uas,
+                        Settings(**{**asdict(settings), "window_s": settings.warmup_calls / settings.warmup_rate}),
                         workdir / "warmup")
         if warm.successful == 0:
             raise RuntimeError(f"warm-up: no call completed ({warm.reason}); "
@@ -563,7 +585,9 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path) -> Lad
         log(f"  {target:<14} {variant:<9} ERROR {ladder.error[:300]}")
     finally:
         if box:
-            box.stop()
+            box.stop(grace=3.0)
+            for path in box.cleanup:
+                shutil.rmtree(path, ignore_errors=True)
         uas.stop(signal.SIGUSR1, grace=2.0)
     return ladder
 

@@ -7,11 +7,16 @@ ties both legs in the logs and the CDR.
 
 Routing is decided by `routing.plan_route` (pure); the body by `location.apply_location_policy`
 (pure). This module does the call control around them:
-- hunting: trunks are tried in the plan's order; the next one is tried on no provisional
-  within the trunk's fast-failover time, on a configured failure code (408/5xx), on Timer
-  B, or at once on a transport error. Never after the caller's CANCEL; never on other
-  4xx or 6xx, which are relayed. The caller keeps its 100 (and any 180) while we hunt.
-- relaying 18x, the final response (a trunk's 503 never reaches the caller), ACK per leg,
+- hunting: trunks are tried in the plan's order; the next one is tried on no 18x or final
+  response within the trunk's fast-failover time (a 100 is hop by hop and does not count),
+  on a configured failure code (408/5xx), on Timer B, or at once on a transport error.
+  The last trunk is not given up on at its fast-failover time (there is nowhere else to
+  go): Timer B, its own answer or the caller's CANCEL end the wait. Never after the
+  caller's CANCEL; never on other 4xx or 6xx, which are relayed. The caller keeps its 100
+  (and any 180) while we hunt.
+- relaying 18x, the final response (a trunk's 503 never reaches the caller), ACK per leg
+  (leg B's ACK waits for the caller's only on a late offer: INVITE without SDP, the answer
+  rides the caller's ACK),
   BYE both ways, CANCEL (queued by the transaction layer until a provisional, §9.1), the
   200-crossing-CANCEL race (ACK then BYE that leg), re-INVITE / UPDATE (offerless re-INVITE
   included: the answer rides the ACK), INFO, MESSAGE and other in-dialog requests, 491 on
@@ -513,7 +518,11 @@ class Bridge:
             return
         call, leg_name = found
         this, other = (call.a, call.b) if leg_name == "A" else (call.b, call.a)
-        if this is None or this.dialog is None or other is None or other.dialog is None:
+        if this is None or this.dialog is None or other is None or other.dialog is None or call.state == "ended":
+            # An ended call keeps its keys a while (retransmissions are absorbed by the
+            # transaction layer); a new request in it - a BYE crossing ours, a late
+            # re-INVITE - belongs to a dialog that no longer exists (§12.2.2), and must not
+            # start a second BYE toward the other side.
             self.stack.respond(transaction, make_response(request, 481))
             return
         status = this.dialog.receive_request(request)

@@ -26,8 +26,6 @@ class TrunkProber:
         self.trunk = trunk
         self.health = health
         self._seq = 0
-        self._call_id = new_call_id()
-        self._tag = new_tag()
 
     async def run(self) -> None:
         policy = self.trunk.health
@@ -51,6 +49,10 @@ class TrunkProber:
         transport = self.trunk.transports[0]
         peer = Peer(transport, host_port.host, host_port.port)
         self._seq += 1
+        # A fresh Call-ID and From tag per probe: an out-of-dialog request's Call-ID is
+        # unique (RFC 3261 §8.1.1.4); peers that remember finished Call-IDs (SIPp's dead
+        # calls, SBC transaction caches) drop a repeated one, and the trunk would go down.
+        call_id, tag = new_call_id(), new_tag()
         host = f"[{host_port.host}]" if ":" in host_port.host else host_port.host
         scheme = "sips" if transport == "tls" else "sip"
         target = f"{scheme}:{host}:{host_port.port}" + (";transport=tcp" if transport == "tcp" else "")
@@ -59,9 +61,9 @@ class TrunkProber:
         headers = Headers.of([
             ("Via", self.stack.via(transport)),
             ("Max-Forwards", "70"),
-            ("From", f"<sip:probe@{local}:{local_port}>;tag={self._tag}"),
+            ("From", f"<sip:probe@{local}:{local_port}>;tag={tag}"),
             ("To", f"<{target}>"),
-            ("Call-ID", self._call_id),
+            ("Call-ID", call_id),
             ("CSeq", f"{self._seq} OPTIONS"),
             ("Contact", f"<{self.stack.contact_uri(transport)}>"),
             ("Accept", "application/sdp"),

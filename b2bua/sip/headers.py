@@ -151,10 +151,7 @@ def parse_name_addr(value: str) -> NameAddr:
             if display.startswith('"'):
                 if len(display) < 2 or not display.endswith('"'):
                     raise MessageError(f"unterminated display name in {value!r}")
-            elif not _DISPLAY_CHARS.issuperset(display) and any(char < "\x80" for char in set(display) - _DISPLAY_CHARS):
-                # RFC 3261 §25.1: an unquoted display name is *(token LWS); a comma or
-                # other separator there is refused (RFC 4475 §3.1.2.15). Non-ASCII is
-                # let through: phones do send unquoted UTF-8 names.
+            elif not _plain_display_name(display):
                 raise MessageError(f"display name with separators must be quoted in {value!r}")
         uri = parse_uri(value[langle + 1 : rangle])
         rest = value[rangle + 1 :].strip()
@@ -173,6 +170,13 @@ def parse_name_addr(value: str) -> NameAddr:
 
 
 _DISPLAY_CHARS = TOKEN_CHARS | frozenset(" \t")
+
+
+def _plain_display_name(display: str) -> bool:
+    """RFC 3261 §25.1: an unquoted display name is *(token LWS), so a comma or another
+    separator there is refused (RFC 4475 §3.1.2.15). Non-ASCII is let through: phones do
+    send unquoted UTF-8 names, and refusing them would drop real calls."""
+    return _DISPLAY_CHARS.issuperset(display) or all(char >= "\x80" for char in set(display) - _DISPLAY_CHARS)
 
 
 def _find_unquoted(text: str, char: str) -> int:

@@ -206,7 +206,9 @@ class Headers:
 class Message:
     """What requests and responses share."""
 
-    __slots__ = ("headers", "body", "start_raw", "blank_line", "content_length_override", "_multipart", "_received_body")
+    __slots__ = (
+        "headers", "body", "start_raw", "blank_line", "content_length_override", "_multipart", "_received_body",
+    )
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
@@ -395,7 +397,9 @@ class Response(Message):
     def __init__(self, status: int, reason: str | None = None, headers: Headers | None = None, body: bytes = b"") -> None:
         super().__init__(headers, body)
         self._status = status
-        self._reason = _one_line(reason, "reason phrase") if reason is not None else REASON_PHRASES.get(status, "Unknown")
+        if reason is None:
+            reason = REASON_PHRASES.get(status, "Unknown")
+        self._reason = _one_line(reason, "reason phrase")
 
     @property
     def status(self) -> int:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import shutil
 import signal
 import sys
 import tempfile
@@ -344,6 +345,7 @@ class Lab:
                  workdir: str | Path | None = None, probe: bool = True, db: str | Path | None = None) -> None:
         self.config_path = Path(config) if config is not None else default_config_path()
         self.data = load_lab_data(self.config_path)
+        config_from_dict(self.data, str(self.config_path))  # the file's own problems first (ConfigError)
         self.roles = LabRoles.of(self.data)
         self.free_ports = free_ports or ports is not None
         self.ports = ports or (LabPorts.free() if free_ports else LabPorts.fixed(self.data))
@@ -402,6 +404,7 @@ class Lab:
     async def stop(self) -> None:
         if self.b2bua is not None:
             await self.b2bua.stop("lab stopping")
+            self.b2bua.node.node.cdr.close()
         for name in ("primary", "secondary", "pstn"):
             running = getattr(self, name)
             if running is not None:
@@ -412,6 +415,8 @@ class Lab:
             if store is not None:
                 store.close()
                 setattr(self, name, None)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def __aenter__(self) -> Lab:
         return await self.start()
@@ -534,7 +539,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         for scenario in SCENARIOS:
-            print(f"{scenario.name:<28} {scenario.title}")
+            print(f"{scenario.name:<31} {scenario.title}")
         return 0
     selected = list(SCENARIOS)
     if args.only:
@@ -545,8 +550,9 @@ def run(args: argparse.Namespace) -> int:
     if report_dir.exists() and not report_dir.is_dir():
         raise UsageError(f"--report-dir {args.report_dir!r} is not a directory")
     try:
-        lab = Lab(args.config, free_ports=args.free_ports, workdir=report_dir if not args.free_ports else None,
-                  db=args.db or (report_dir / LAB_DB))
+        # With --free-ports the CDR file and the self-signed TLS pair go to the report
+        # directory too (the configuration's fixed paths belong to the fixed-port lab).
+        lab = Lab(args.config, free_ports=args.free_ports, workdir=report_dir, db=args.db or (report_dir / LAB_DB))
     except ConfigError as error:
         more = f" (and {len(error.problems) - 1} more: b2bua check-config)" if len(error.problems) > 1 else ""
         raise UsageError(f"{error}{more}") from None

@@ -41,7 +41,8 @@ async def test_the_lab_runs_the_matrix_prints_the_table_and_writes_the_reports(t
     assert document["duration_s"] < 60
     page = (tmp_path / "lab-report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<tr>") >= len(SCENARIOS)
-    assert not (tmp_path / "configs").exists()  # the TLS pair went to a temporary directory
+    assert not (tmp_path / "configs").exists()  # --free-ports: CDRs and TLS pair in the report directory
+    assert (tmp_path / "lab-cdr.jsonl").read_text().count("\n") >= len(SCENARIOS)
 
 
 async def test_serve_prints_the_addresses_and_keeps_running_until_interrupted(tmp_path, caller):

@@ -250,3 +250,33 @@ async def test_stopping_the_node_hangs_up_answered_calls_on_both_legs(tmp_path, 
     assert "B2BUA shutting down" in (a.first("BYE", "received").header("Reason") or "")
     assert b.requests("BYE", "received")
     assert record["disconnect_side"] == "B2BUA"
+
+
+async def test_a_bye_arriving_after_the_call_ended_gets_481_and_no_second_bye_to_the_caller(tmp_path):
+    ports = bs.Ports.fresh()
+    primary = bs.uas("b2bua_uas_bye_after_bye", ports.primary, calls=1)
+    async with bs.running_node(bs.node_config(tmp_path, ports)), bs.peers(primary):
+        caller = await bs.uac("b2bua_uac_call_linger", ports.caller).run()
+        assert caller.returncode == 0, bs.describe(caller)  # no BYE reached it after its own
+        assert await bs.wait_until(lambda: primary._process.returncode is not None, timeout=3.0)
+        (record,) = bs.cdrs(tmp_path)
+    a = bs.Trace.of(caller)
+    b = await bs.finish(primary)
+    assert not a.requests("BYE", "received")
+    assert b.responses(481, "received", method="BYE")
+    assert record["disconnect_side"] == "caller"
+
+
+async def test_a_caller_that_never_acks_the_200_is_hung_up_on_both_legs(tmp_path):
+    ports = bs.Ports.fresh()
+    config = bs.node_config(tmp_path, ports)
+    config["timers"]["t1_ms"] = 20  # 64*T1 = 1.28 s without an ACK
+    primary = bs.uas("b2bua_uas_answer", ports.primary, calls=1)
+    async with bs.running_node(config) as node, bs.peers(primary):
+        caller = await bs.uac("b2bua_uac_no_ack", ports.caller).run()
+        assert caller.returncode == 0, bs.describe(caller)
+        (record,) = await bs.wait_for_cdrs(tmp_path, 1)
+        assert not node.node.calls
+    b = await bs.finish(primary)
+    assert b.requests("BYE", "received")
+    assert record["disconnect_side"] == "B2BUA" and "ACK" in record["disconnect_reason"]

@@ -91,6 +91,7 @@ async def test_486_from_primary_is_final_and_secondary_never_sees_an_invite(tmp_
     assert not s.received()
     assert [x["trunk"] for x in record["attempts"]] == [bs.PRIMARY]
     assert record["final_status"] == 486 and record["route_taken"] is None
+    assert record["disconnect_side"] == "callee"  # the ECRC refused, not the B2BUA
 
 
 async def test_cancel_while_primary_rings_reaches_it_and_no_further_trunk_is_tried(tmp_path):
@@ -287,3 +288,25 @@ async def test_cancel_before_any_ringing_stops_the_hunt_before_fast_failover(tmp
     assert not s.received()
     assert [x["trunk"] for x in record["attempts"]] == [bs.PRIMARY]
     assert record["final_status"] == 487
+
+
+async def test_probing_a_peer_that_remembers_finished_call_ids_keeps_the_trunk_up(tmp_path):
+    # SIPp by default keeps a finished call's Call-ID for 33 s and drops what arrives on it,
+    # as SBCs with transaction caches do: a prober reusing one Call-ID would mark it down.
+    ports = bs.Ports.fresh()
+    probe = {"interval_s": 0.1, "timeout_s": 0.3, "failures_to_down": 1, "successes_to_up": 1}
+    primary = bs.uas("b2bua_uas_options", ports.primary)
+    primary.extra = ["-deadcall_wait", "33000"]  # SIPp's default, after the wrapper's 0
+    async with bs.peers(primary), bs.running_node(bs.node_config(tmp_path, ports, primary_health=probe),
+                                                 probe=True) as node:
+        health = node.node.health[bs.PRIMARY]
+        states = []
+        for _ in range(15):
+            await asyncio.sleep(0.1)
+            states.append((health.up, health.failures))
+        assert all(up and failures == 0 for up, failures in states), (states, health.to_dict())
+    trace = await bs.finish(primary)
+    options = trace.requests("OPTIONS", "received")
+    assert len(options) >= 5
+    assert len(trace.responses(200, "sent", method="OPTIONS")) == len(options)
+    assert len({message.call_id for message in options}) == len(options)

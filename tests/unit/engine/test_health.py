@@ -189,3 +189,16 @@ async def _until(predicate, timeout: float = 2.0) -> bool:  # noqa: ANN001
             return True
         await asyncio.sleep(0.01)
     return predicate()
+
+
+async def test_every_probe_is_a_new_out_of_dialog_request_with_its_own_call_id():
+    # RFC 3261 §8.1.1.4; peers that remember finished Call-IDs drop a repeated one.
+    stack = FakeStack(respond(200))
+    t = trunk()
+    prober = TrunkProber(stack, t, TrunkHealth(t.name, t.health))
+    for _ in range(3):
+        await prober.probe_once()
+    requests = [request for request, _ in stack.sent]
+    assert len({request.call_id for request in requests}) == 3
+    assert len({request.from_.tag for request in requests}) == 3
+    assert all(request.to.tag is None for request in requests)
