@@ -15,11 +15,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# SIPp comes from Debian (package sip-tester); tests that need it must run, not skip.
+# SIPp comes from Debian (package sip-tester); tests that need it must run, not skip. So do
+# docker-compose (v1: validates docker/compose.yaml without an engine) and iproute2 (`ip`,
+# `tc`: the network-namespace lab, tests/netns). Only what is missing is installed.
 sipp:
-	@command -v sipp >/dev/null 2>&1 || { \
+	@PATH="$$PATH:/usr/sbin:/sbin"; missing=; \
+	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 lab: $(STAMP)
 	$(BIN)/b2bua lab --config configs/lab.toml
@@ -27,8 +34,12 @@ lab: $(STAMP)
 test: $(STAMP) sipp
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# `make bench` runs both benchmarks in full (cps: about 20 minutes); `make bench QUICK=1`
+# runs their short versions (cps: under 3 minutes). cps installs Kamailio (apt-get) and
+# Sippy (benchmarks/.venv-sippy) itself the first time it needs them.
 bench: $(STAMP) sipp
-	$(BIN)/python benchmarks/parse.py
+	$(BIN)/python benchmarks/parse.py $(if $(QUICK),--quick,)
+	$(BIN)/python benchmarks/cps.py $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("call", "b2bua.testbench.caller", "place emergency calls through a B2BUA and report each outcome"),
     ("lab", "b2bua.testbench.lab", "run the embedded lab and its scenario matrix (or --serve it)"),
     ("pstn", "b2bua.testbench.pstn", "run a mock PSTN gateway, optionally an ELIN gateway (or list its calls)"),
+    ("netlab", "b2bua.netlab.cli", "build the multi-host lab in network namespaces (root): up, status, clean"),
 ]
 
 

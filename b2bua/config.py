@@ -54,6 +54,8 @@ def parse_host_port(text: str, default_port: int | None = None, *, allow_zero: b
         host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
         if not host:
             raise ValueError(f"{text!r} is not host:port")
+        if text.endswith(":"):
+            raise ValueError(f"{text!r} has an empty port")
     if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
         raise ValueError(f"host {host!r} is not an address or host name")
     if not port_text:

@@ -35,6 +35,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -82,7 +83,7 @@ class Settings:
 
 
 def quick_settings() -> Settings:
-    return Settings(window_s=1.5, hold_ms=100, start_rate=100.0, factor=2.0, max_rate=1600.0,
+    return Settings(window_s=1.5, hold_ms=100, start_rate=200.0, factor=2.0, max_rate=1600.0,
                     tolerance=1.0, max_bisect=0, warmup_calls=15, warmup_rate=30.0, settle_s=0.3,
                     quick=True)
 
@@ -128,16 +129,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
-def peak_rss_kib(pids: list[int]) -> int:
-    """Sum of VmHWM over the processes (shared memory of Kamailio's workers counts once per
-    process: an upper bound)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-    return total
+def _proc_field(path: str, name: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_kib(pids: list[int]) -> int:
+    """One process: its peak RSS (VmHWM). Several (Kamailio's workers share a big shm pool
+    that every worker maps): the sum of their proportional set sizes (Pss) now, so shared
+    pages count once; the caller keeps the largest sample."""
+    if len(pids) == 1:
+        return _proc_field(f"/proc/{pids[0]}/status", "VmHWM:")
+    return sum(_proc_field(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in pids)
 
 
 def udp_bound(port: int) -> bool:
@@ -293,7 +299,7 @@ def start_box(target: str, port: int, uas_port: int, workdir: Path, settings: Se
         rundir.mkdir(exist_ok=True)
         argv = ["kamailio", "-DD", "-E", "-f", str(KAMAILIO_CFG), "-l", f"udp:{HOST}:{port}",
                 "-A", f'UAS_URI="sip:{HOST}:{uas_port}"', "-n", str(settings.kamailio_children),
-                "-m", "64", "-M", "8", "-Y", str(rundir), "-w", str(rundir), "-P", str(rundir / "kamailio.pid")]
+                "-m", "256", "-M", "16", "-Y", str(rundir), "-w", str(rundir), "-P", str(rundir / "kamailio.pid")]
         return Process(target, argv, cwd=workdir, log_path=logfile)
     if target == "sippy":
         rundir = workdir / "sippy"
@@ -359,16 +365,19 @@ class Step:
     successful: int = 0
     failed: int = 0
     retransmissions: int = 0
-    unexpected: int = 0
+    unexpected: int = 0  # unexpected messages other than late provisionals
+    late_provisionals: int = 0  # a 100/180 that came after the 200 (reordered by the box)
     out_of_call: int = 0
     dead_call: int = 0
     elapsed_s: float = 0.0
     box_cpu_s: float | None = None
     box_cpu_ms_per_call: float | None = None
     box_util: float | None = None  # box CPU seconds / elapsed seconds (1.0 = one core)
+    box_memory_kib: int | None = None  # see memory_kib()
     uac_cpu_s: float | None = None
     uas_cpu_s: float | None = None
     invite_180_ms: dict[str, float] = field(default_factory=dict)
+    no_180: int = 0  # completed calls in which SIPp saw no 180 at all
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -401,6 +410,28 @@ def read_ring_delays(workdir: Path) -> list[float]:
     return delays
 
 
+EVENT = re.compile(r"^\d{4}-\d\d-\d\d\t[\d:.]+\t[\d.]+: ", re.MULTILINE)
+
+
+def read_unexpected(workdir: Path) -> tuple[int, int]:
+    """(late provisionals, other unexpected messages) from SIPp's errors log. With
+    -abortunexp off SIPp logs "Continuing call on unexpected message ... received '<msg>'"
+    and goes on. A 1xx to the INVITE arriving after its 200 (a multi-worker box relayed them
+    out of order) is legal and benign; anything else counts against the step."""
+    late = other = 0
+    for path in workdir.glob("uac_*_errors.log"):
+        for event in EVENT.split(path.read_text(errors="replace")):
+            if "unexpected message" not in event:
+                continue
+            received = event.split("received '", 1)[-1]
+            first = received.split("\n", 1)[0]
+            if re.match(r"SIP/2\.0 1\d\d ", first) and re.search(r"^CSeq:\s*\d+ INVITE", received, re.MULTILINE):
+                late += 1
+            else:
+                other += 1
+    return late, other
+
+
 def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Process | None, uas: Process,
              settings: Settings, workdir: Path) -> Step:
     step = Step(rate=rate, calls=calls)
@@ -410,8 +441,8 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     argv = ["sipp", "-sf", str(SCENARIOS / f"uac_{variant}.xml"), f"{HOST}:{remote_port}", "-i", HOST,
             "-p", str(free_port()), "-t", "u1", "-s", SERVICE, "-m", str(calls), "-r", f"{rate:g}",
             "-d", str(settings.hold_ms), "-nostdin", "-buff_size", "4194304", "-f", "10",
-            "-trace_stat", "-fd", "1", "-trace_logs", "-trace_err", "-max_log_size", "1000000",
-            "-timeout", f"{global_timeout}s", "-timeout_error"]
+            "-trace_stat", "-fd", "1", "-trace_logs", "-trace_err", "-max_log_size", "50000000",
+            "-default_behaviors", "all,-abortunexp", "-timeout", f"{global_timeout}s", "-timeout_error"]
     box_pids = box.tree() if box else []
     box_cpu0 = cpu_seconds(box_pids) if box else None
     uas_cpu0 = cpu_seconds([uas.pid])
@@ -419,14 +450,19 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     uac = Process("sipp-uac", argv, cwd=workdir)
     # SIPp's own -timeout does not end a call stuck waiting for a final response that never
     # comes (seen with an overloaded box), so the bound is here: past the budget (plus a
-    # grace for retransmission-delayed calls) the step has failed anyway. SIGUSR1 = 'q'
-    # (soft quit, writes the final statistics), twice = quit now; SIGKILL if still there.
-    code = uac.wait(budget + 4)
+    # short grace) the step has failed anyway. SIGUSR1 = 'q' (soft quit, writes the final
+    # statistics), twice = quit now; SIGKILL if still there.
+    deadline = time.monotonic() + budget + max(1.0, 0.2 * settings.window_s)
+    code = None
+    while code is None and time.monotonic() < deadline:
+        code = uac.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+        if box is not None:  # sampled while loaded: Pss is not a high-water mark
+            step.box_memory_kib = max(step.box_memory_kib or 0, memory_kib(box.tree()))
     if code is None:
         for _ in range(2):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(uac.pid, signal.SIGUSR1)
-            code = uac.wait(1.0)
+            code = uac.wait(0.5)
             if code is not None:
                 break
         if code is None:
@@ -453,7 +489,8 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     step.successful = number("SuccessfulCall(C)")
     step.failed = number("FailedCall(C)")
     step.retransmissions = number("Retransmissions(C)")
-    step.unexpected = number("FailedUnexpectedMessage(C)")
+    step.late_provisionals, other = read_unexpected(workdir)
+    step.unexpected = number("FailedUnexpectedMessage(C)") + other
     step.out_of_call = number("OutOfCallMsgs(C)")
     step.dead_call = number("DeadCallMsgs(C)")
     if step.successful and step.box_cpu_s is not None:
@@ -462,6 +499,7 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     if delays:
         step.invite_180_ms = {"n": len(delays), "p50": round(percentile(delays, 0.50), 3),
                               "p99": round(percentile(delays, 0.99), 3), "max": round(max(delays), 3)}
+    step.no_180 = max(0, step.successful - len(delays))
     reasons = []
     if not stats:
         reasons.append(f"no statistics (SIPp exit {code})")
@@ -519,7 +557,7 @@ def step_line(target: str, variant: str, step: Step) -> str:
     return text + (f"  [{step.reason}]" if step.reason else "")
 
 
-def run_ladder(target: str, variant: str, settings: Settings, base: Path) -> Ladder:
+def run_ladder(target: str, variant: str, settings: Settings, base: Path, keep: bool = False) -> Ladder:
     ladder = Ladder(target, variant)
     workdir = base / f"{target}-{variant}"
     workdir.mkdir(parents=True)
@@ -545,9 +583,15 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path) -> Lad
 
         def attempt(rate: float) -> Step:
             calls = max(1, round(rate * settings.window_s))
-            step = run_step(variant, rate, calls, remote, box, uas, settings, workdir / f"r{rate:g}")
+            step_dir = workdir / f"r{rate:g}"
+            step = run_step(variant, rate, calls, remote, box, uas, settings, step_dir)
+            if not keep:
+                shutil.rmtree(step_dir, ignore_errors=True)
             ladder.steps.append(asdict(step))
             log(step_line(target, variant, step))
+            if box is not None:
+                ladder.box_peak_rss_kib = max(ladder.box_peak_rss_kib or 0, step.box_memory_kib or 0,
+                                              memory_kib(box.tree()))
             if step.ok and rate >= ladder.sustained_cps:
                 ladder.sustained_cps = rate
                 ladder.at_sustained = asdict(step)
@@ -565,6 +609,16 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path) -> Lad
             else:
                 hi = rate
                 break
+        down = 0
+        while lo == 0 and hi is not None and down < 2:  # the first rate failed: step down
+            down += 1
+            rate = round(hi / settings.factor)
+            if rate < 1:
+                break
+            if attempt(rate).ok:
+                lo = rate
+            else:
+                hi = rate
         if hi is None:
             ladder.capped = True
         else:
@@ -578,17 +632,17 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path) -> Lad
                     lo = middle
                 else:
                     hi = middle
-        if box:
-            ladder.box_peak_rss_kib = peak_rss_kib(box.tree())
     except Exception as error:  # noqa: BLE001 - one target failing must not end the run
         ladder.error = str(error)[:2000]
         log(f"  {target:<14} {variant:<9} ERROR {ladder.error[:300]}")
     finally:
         if box:
-            box.stop(grace=3.0)
+            # Ours hangs up its calls on SIGTERM; Kamailio ends its workers; Sippy needs no
+            # clean stop (and waits long for one).
+            box.stop(signal.SIGKILL if target == "sippy" else signal.SIGTERM, grace=3.0)
             for path in box.cleanup:
                 shutil.rmtree(path, ignore_errors=True)
-        uas.stop(signal.SIGUSR1, grace=2.0)
+        uas.stop(signal.SIGKILL)
     return ladder
 
 
@@ -634,8 +688,17 @@ def ratios(ladders: list[Ladder]) -> dict[str, dict[str, dict[str, float | None]
                 cpu_a = (a.at_sustained or {}).get("box_cpu_ms_per_call")
                 cpu_b = (b.at_sustained or {}).get("box_cpu_ms_per_call")
                 cpu = cpu_a / cpu_b if cpu_a and cpu_b else None
+                # A capped ladder only gives a lower bound of that box's rate.
+                bound = None
+                if a.capped and not b.capped:
+                    bound = "at least"
+                elif b.capped and not a.capped:
+                    bound = "at most"
+                elif a.capped and b.capped:
+                    bound = "unknown"
                 found.setdefault(f"{ours}/{peer}", {})[variant] = {
-                    "cps": round(cps, 3) if cps else None, "cpu_per_call": round(cpu, 3) if cpu else None}
+                    "cps": round(cps, 3) if cps else None, "cps_bound": bound,
+                    "cpu_per_call": round(cpu, 3) if cpu else None}
     return found
 
 
@@ -651,7 +714,8 @@ def ratio_lines(found: dict) -> list[str]:
             for variant in VARIANTS:
                 item = entry.get(variant) or {}
                 cps, cpu = item.get("cps"), item.get("cpu_per_call")
-                cells.append(f"{variant} {cps:.2f}x" if cps else f"{variant} n/a")
+                mark = {"at least": ">=", "at most": "<=", "unknown": "?"}.get(item.get("cps_bound"), "")
+                cells.append(f"{variant} {mark}{cps:.2f}x" if cps else f"{variant} n/a")
                 if cpu:
                     cells[-1] += f" (cpu/call {cpu:.2f}x)"
             parts.append(f"{ours.removeprefix('ours-')}: " + ", ".join(cells))
@@ -715,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"  {target:<14} {variant:<9} skipped: {unavailable[target]}")
                     continue
                 log(f"== {target} / {variant}")
-                ladders.append(run_ladder(target, variant, settings, base))
+                ladders.append(run_ladder(target, variant, settings, base, keep=args.keep))
     finally:
         if args.keep:
             log(f"cps: logs kept in {base}")

@@ -46,7 +46,7 @@ class SippResult:
     stdout: str
     stderr: str
     workdir: Path
-    messages: str = ""  # the -trace_msg log, when asked for
+    messages: str = ""  # the -trace_msg log, when asked for (line ends kept as SIPp wrote them)
     errors: str = ""  # the -trace_err log
 
     @property
@@ -79,10 +79,12 @@ class Sipp:
     inf_files: list[str | Path] = field(default_factory=list)
     workdir: Path | None = None
     _process: asyncio.subprocess.Process | None = None
+    _own_workdir: bool = False
 
     def __post_init__(self) -> None:
         if not self.local_port:
             self.local_port = free_port()
+        self._own_workdir = self.workdir is None  # removed once the logs are read
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="sipp-"))
 
@@ -138,8 +140,12 @@ class Sipp:
         process = self._process
         if process is None or process.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGUSR1)
+        # One SIGUSR1 asks SIPp to stop once its calls end; a second one forces the exit
+        # (with its logs written), which a plain SIGKILL would lose.
+        for _ in range(2):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGUSR1)
+            await asyncio.sleep(0.05)
         try:
             await asyncio.wait_for(process.wait(), 3)
         except asyncio.TimeoutError:
@@ -153,8 +159,16 @@ class Sipp:
 
     def _result(self, stdout: bytes, stderr: bytes) -> SippResult:
         assert self._process is not None and self.workdir is not None
-        messages = "".join(path.read_text(errors="replace") for path in self.workdir.glob("*_messages.log"))
-        errors = "".join(path.read_text(errors="replace") for path in self.workdir.glob("*_errors.log"))
+        messages = "".join(_read(path) for path in self.workdir.glob("*_messages.log"))
+        errors = "".join(_read(path) for path in self.workdir.glob("*_errors.log"))
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return SippResult(self._process.returncode if self._process.returncode is not None else -1,
                           stdout.decode(errors="replace"), stderr.decode(errors="replace"), self.workdir,
                           messages, errors)
+
+
+def _read(path: Path) -> str:
+    """A SIPp log as text with its CRLFs kept, so bodies in it stay byte-comparable."""
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as file:
+        return file.read()

@@ -160,13 +160,20 @@ def uac(name: str, port: int, *, service: str = "911", transport: str = "u1", ca
                 transport=transport, calls=calls, rate=rate, timeout_s=timeout_s)
 
 
-def _port_taken(port: int, transport: str) -> bool:
-    kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as probe:
+def _port_bound(port: int, transport: str) -> bool:
+    """Has some process bound `port` (UDP) or listened on it (TCP)? Read from /proc/net
+    rather than by trying to bind it ourselves, which would race SIPp's own bind."""
+    udp = not transport.startswith("t")
+    for name in (("udp", "udp6") if udp else ("tcp", "tcp6")):
         try:
-            probe.bind((HOST, port))
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
         except OSError:
-            return True
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if int(local.rsplit(":", 1)[1], 16) == port and (udp or state == "0A"):  # 0A: LISTEN
+                return True
     return False
 
 
@@ -177,7 +184,7 @@ async def peers(*servers: Sipp, ready_timeout_s: float = 5.0) -> AsyncIterator[N
         for server in servers:
             await server.start()
         for server in servers:
-            bound = await wait_until(lambda: _port_taken(server.local_port, server.transport)
+            bound = await wait_until(lambda: _port_bound(server.local_port, server.transport)
                                      or server._process.returncode is not None, ready_timeout_s, step=0.01)
             if server._process.returncode is not None or not bound:
                 # SIPp exits at once when it cannot bind its port (another suite took it): say so.
@@ -217,7 +224,8 @@ async def silent_udp(port: int) -> AsyncIterator[DropAll]:
     try:
         yield protocol
     finally:
-        transport.close()
+        transport.close()  # the socket itself closes on a later loop turn: wait for it,
+        await wait_until(lambda: not _port_bound(port, "u1"), 2.0)  # a UAS may take the port next
 
 
 # -- SIPp's message log ----------------------------------------------------------------------
@@ -301,8 +309,8 @@ class Trace(list):
     @classmethod
     def of(cls, result: SippResult) -> Trace:
         entries: list[Traced] = []
-        for path in sorted(result.workdir.glob("*_messages.log")):
-            data = path.read_bytes()
+        data = result.messages.encode("utf-8", "surrogateescape")  # CRLFs kept: byte-exact
+        if data:
             for match in _ENTRY.finditer(data):
                 length = int(match["slen"] or match["rlen"])
                 raw = data[match.end(): match.end() + length]

@@ -1,0 +1,75 @@
+"""`benchmarks/cps.py --quick` runs end to end and writes a well-formed JSON file.
+
+Only the shape of the result is checked, never a rate or a time: the machine is shared and
+noisy, so a number is a measurement, not an assertion. Two targets keep it short and need
+nothing beyond SIPp and this project: SIPp straight to SIPp, and our B2BUA (policy pass).
+Kamailio and Sippy are left to `make bench` (they may need installing).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.sipp
+
+ROOT = Path(__file__).resolve().parents[2]
+CPS = ROOT / "benchmarks" / "cps.py"
+TARGETS = ["direct", "ours-pass"]
+VARIANTS = ["plain", "emergency"]
+STEP_KEYS = {
+    "rate", "calls", "ok", "reason", "successful", "failed", "retransmissions", "unexpected",
+    "late_provisionals", "out_of_call", "elapsed_s", "box_cpu_s", "box_cpu_ms_per_call",
+    "invite_180_ms", "no_180",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cps") / "cps.json"
+    argv = [sys.executable, str(CPS), "--quick", "--no-install", "--targets", ",".join(TARGETS),
+            "--max-rate", "800", "--json", str(out)]
+    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return completed, out
+
+
+def test_quick_run_exits_0_and_prints_table_and_ratios(quick_run):
+    completed, _ = quick_run
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    lines = completed.stdout.strip().splitlines()
+    assert any(line.startswith("target") and "sustained" in line for line in lines)
+    assert lines[-2].startswith("ratio ours/Sippy")
+    assert lines[-1].startswith("ratio ours/Kamailio")
+
+
+def test_quick_run_writes_one_ladder_per_target_and_body(quick_run):
+    completed, out = quick_run
+    assert out.exists(), completed.stdout[-3000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "cps" and result["quick"] is True
+    assert result["targets"] == TARGETS and result["variants"] == VARIANTS
+    assert {"python", "sipp"} <= set(result["versions"])
+    ladders = {(item["target"], item["variant"]): item for item in result["results"]}
+    assert set(ladders) == {(target, variant) for target in TARGETS for variant in VARIANTS}
+    for (target, variant), ladder in ladders.items():
+        where = f"{target}/{variant}: {ladder.get('error')}"
+        assert ladder["error"] is None, where
+        assert isinstance(ladder["sustained_cps"], (int, float)) and ladder["sustained_cps"] >= 0, where
+        assert ladder["steps"], where
+        for step in ladder["steps"]:
+            assert STEP_KEYS <= set(step), where
+            assert step["calls"] >= 1 and 0 <= step["successful"] <= step["calls"], where
+            if step["invite_180_ms"]:
+                assert set(step["invite_180_ms"]) == {"n", "p50", "p99", "max"}, where
+        passed = [step["rate"] for step in ladder["steps"] if step["ok"]]
+        assert ladder["sustained_cps"] == (max(passed) if passed else 0), where
+        if target == "direct":
+            assert ladder["box_peak_rss_kib"] is None, where
+        else:
+            assert ladder["box_peak_rss_kib"] and ladder["box_startup_s"] is not None, where
+            assert all(step["box_cpu_s"] is not None for step in ladder["steps"]), where
+    assert isinstance(result["ratios"], dict)  # no peer ran: no ratio, but the key is there
