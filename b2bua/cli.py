@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str]] = [
     ("run", "b2bua.runner", "run the B2BUA from a TOML configuration"),
     ("check-config", "b2bua.config", "validate a configuration and list every problem"),
+    ("link", "b2bua.admin", "show a WAN link, or set it up or down, through the B2BUA's admin API"),
     ("ecrc", "b2bua.testbench.ecrc", "run a mock ECRC that records what location arrived (or list its calls)"),
     ("call", "b2bua.testbench.caller", "place emergency calls through a B2BUA and report each outcome"),
     ("lab", "b2bua.testbench.lab", "run the embedded lab and its scenario matrix (or --serve it)"),

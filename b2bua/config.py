@@ -121,6 +121,7 @@ class Trunk(_Model):
     host_header: str | None = None  # host written in the Request-URI, defaults to the address
     health: Health = Field(default_factory=Health)
     kind: Literal["ecrc", "pstn", "sip"] = "ecrc"
+    site: str | None = None  # the site the trunk is at, when not the site hosting its group
 
     @field_validator("address")
     @classmethod
@@ -287,6 +288,9 @@ class Node(_Model):
     udp_to_tcp_threshold: Annotated[int, Field(ge=200, le=65535)] = 1300  # RFC 3261 §18.1.1
     max_message_bytes: Annotated[int, Field(ge=1024, le=65535)] = 65535
     user_agent: str = "e911-b2bua"  # no version: fingerprinting tools should learn nothing
+    # Add `E911-Route-Info` (site, links, CAC, why PSTN) to leg B so a test bench can record
+    # how the call was routed. Off by default: it tells the far end about our topology.
+    route_annotation: bool = False
 
 
 class B2buaConfig(_Model):
@@ -330,6 +334,9 @@ class B2buaConfig(_Model):
                 for name in getattr(site, key):
                     if name not in groups:
                         raise ValueError(f"site[{index}].{key}: {name!r} is not a defined trunk_group")
+        for index, trunk in enumerate(self.trunk):
+            if trunk.site is not None and trunk.site not in sites:
+                raise ValueError(f"trunk[{index}].site: {trunk.site!r} is not a defined site")
         for index, link in enumerate(self.link):
             for name in link.sites:
                 if name not in sites:

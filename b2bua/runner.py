@@ -18,7 +18,10 @@ from .config import B2buaConfig, ConfigError, load_config
 from .engine.bridge import Bridge, NodeState
 from .engine.cdr import CdrWriter
 from .engine.health import TrunkHealth
-from .engine.probe import TrunkProber
+from .admin import make_admin_app
+from .config import parse_host_port
+from .engine.probe import link_prober, trunk_prober
+from .testbench.web import ServedApp, serve
 from .logs import configure_logging
 from .selfsigned import ensure_self_signed
 from .sip import Limits
@@ -39,6 +42,7 @@ class B2buaNode:
         self.node.health = {trunk.name: TrunkHealth(trunk.name, trunk.health) for trunk in config.trunk}
         self.bridges: list[Bridge] = []
         self._probers: list[asyncio.Task] = []
+        self.admin: ServedApp | None = None
 
     async def start(self, *, probe: bool = True) -> None:
         config = self.config
@@ -62,8 +66,16 @@ class B2buaNode:
             stack = self.bridges[0].stack
             for trunk in config.trunk:
                 if trunk.health.enabled:
-                    prober = TrunkProber(stack, trunk, self.node.health[trunk.name])
+                    prober = trunk_prober(stack, trunk, self.node.health[trunk.name])
                     self._probers.append(asyncio.create_task(prober.run(), name=f"probe-{trunk.name}"))
+            for link in config.link:
+                if link.probe is not None:
+                    prober = link_prober(stack, link, self.node.sites.links[link.name])
+                    self._probers.append(asyncio.create_task(prober.run(), name=f"probe-link-{link.name}"))
+        if config.admin is not None:
+            address = parse_host_port(config.admin, allow_zero=True)
+            self.admin = await serve(make_admin_app(self.node), address.host, address.port)
+            log.info("admin.ready", url=self.admin.url)
 
     def _server_tls(self) -> ssl.SSLContext | None:
         tls = self.config.tls
@@ -96,6 +108,9 @@ class B2buaNode:
         await asyncio.gather(*self._probers, return_exceptions=True)
         if hung_up:
             await asyncio.sleep(0.3)  # let the BYEs leave before the sockets close
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
         for bridge in self.bridges:
             await bridge.stack.close()
         self.node.cdr.close()

@@ -42,6 +42,7 @@ import structlog
 from ..config import B2buaConfig, Profile, Trunk
 from ..sip import Headers, NameAddr, Request, Response, SipUri, TelUri, make_response, new_call_id, new_tag, parse_uri
 from ..sip.dialog import Dialog
+from ..sip.grammar import quote
 from ..sip.transaction import (
     Event,
     InviteClientTransaction,
@@ -56,7 +57,9 @@ from ..transport import select_transport
 from .cdr import CdrWriter
 from .health import TrunkHealth
 from .location import LocationOutcome, apply_location_policy
-from .routing import RoutePlan, plan_route
+from .cac import CacLedger, LinkLimits, sdp_bandwidth_kbps
+from .routing import RoutePlan, SiteContext, Target, plan_route
+from .sites import SiteMap
 
 log = structlog.get_logger("b2bua.call")
 
@@ -80,6 +83,8 @@ CARRIED_IN_DIALOG = frozenset(
                               "Refer-To", "Referred-By", "Priority", "Subject", "Geolocation", "Geolocation-Routing")
 )
 LOCATION_TAGS = ("geolocation", "geolocation-sip", "geolocation-http")
+# Leg-B header telling a test bench how the call was routed (off unless node.route_annotation).
+ROUTE_INFO_HEADER = "E911-Route-Info"
 
 
 @dataclass
@@ -91,6 +96,15 @@ class NodeState:
     health: dict[str, TrunkHealth] = field(default_factory=dict)
     turns: dict[str, int] = field(default_factory=dict)
     calls: dict[str, Call] = field(default_factory=dict)  # correlation id -> live call
+    sites: SiteMap | None = None  # sites and WAN link state (made from the config when None)
+    cac: CacLedger | None = None  # call admission control usage of the links
+
+    def __post_init__(self) -> None:
+        if self.sites is None:
+            self.sites = SiteMap.of(self.config)
+        if self.cac is None:
+            self.cac = CacLedger({link.name: LinkLimits(link.max_calls, link.max_bandwidth_kbps)
+                                  for link in self.config.link})
 
     def healthy(self) -> dict[str, bool]:
         return {name: state.up for name, state in self.health.items()}
@@ -118,10 +132,15 @@ class Attempt:
     timer: asyncio.TimerHandle | None = None
     location: LocationOutcome | None = None
     started_wall: float = field(default_factory=time.time)
+    target: Target | None = None
 
     def record(self) -> dict:
+        target = self.target
         return {
             "trunk": self.trunk.name, "address": self.trunk.address, "transport": self.peer.transport,
+            "group": target.group if target else None, "site": target.site if target else None,
+            "links": list(target.links) if target else [], "cac": target.cac if target else "none",
+            "pstn_reason": target.pstn_reason if target else None,
             "transport_reason": self.transport_reason, "started_at": _iso(self.started_wall),
             "first_response": self.first_response,
             "first_response_ms": None if self.first_response_after is None else round(self.first_response_after * 1000, 1),
@@ -261,9 +280,12 @@ class Bridge:
             self.stack.respond(transaction, response)
             return
         health = self.node.healthy()
-        plan = plan_route(request, self.config, health)
+        context = None
+        if self.node.sites.enabled:
+            context = SiteContext(self.node.sites, self.node.cac, peer.host, sdp_bandwidth_kbps(request.sdp))
+        plan = plan_route(request, self.config, health, 0, context)
         if plan.group is not None and plan.group.strategy == "round_robin":
-            plan = plan_route(request, self.config, health, self.node.next_turn(plan.group.name))
+            plan = plan_route(request, self.config, health, self.node.next_turn(plan.group.name), context)
         call = Call(
             id=uuid.uuid4().hex[:16], a_request=request, a_transaction=transaction, a_tag=new_tag(),
             plan=plan, started=self.stack.now(), wall_started=time.time(), a=Leg("A", peer, transport=peer.transport),
@@ -274,7 +296,14 @@ class Bridge:
             call, "call.new", caller=str(request.from_.uri), dialled=str(request.uri), a_call_id=request.call_id,
             emergency=plan.emergency is not None, why=plan.emergency.reason if plan.emergency else None,
             route=plan.reason, trunks=[trunk.name for trunk in plan.trunks], skipped=plan.skipped,
+            site=plan.site, passed_over=plan.passed_over or None,
         )
+        if plan.reject is not None:
+            # CAC full under policy `block` (Lync without the extra PSTN usage), or an
+            # ordinary call whose WAN path is down or full.
+            status, why = plan.reject
+            self._reject(call, status, why)
+            return
         if not plan.routable:
             self._reject(call, 404 if plan.group is None else 503, "no route" if plan.group is None else "no trunk up")
             return
@@ -299,6 +328,8 @@ class Bridge:
             return
         trunk = call.plan.trunks[index]
         attempt = self._build_attempt(call, trunk)
+        attempt.target = call.plan.target(index)
+        self._admit(call, attempt.target)
         call.attempts.append(attempt)
         self._legs[(call.b_call_id, call.b_from_tag)] = (call, "B")
         self._our_branches.add(attempt.request.top_via.branch)
@@ -311,6 +342,14 @@ class Bridge:
         attempt.transaction = self.stack.send_request(  # type: ignore[assignment]
             attempt.request, attempt.peer, lambda event: self._on_b_event(call, attempt, event)
         )
+
+    def _admit(self, call: Call, target: Target) -> None:
+        """Count the call on the WAN links of the target being tried (and only those)."""
+        cac = self.node.cac
+        cac.release(call.id)
+        if target.links:
+            cac.hold(call.id, list(target.links), sdp_bandwidth_kbps(call.a_request.sdp),
+                     over_limit=target.cac == "over-limit")
 
     def _build_attempt(self, call: Call, trunk: Trunk) -> Attempt:
         a_request = call.a_request
@@ -357,6 +396,8 @@ class Bridge:
                 headers.append_field(item)
         if self.config.node.user_agent:
             headers.add("User-Agent", self.config.node.user_agent)
+        if self.config.node.route_annotation:
+            headers.add(ROUTE_INFO_HEADER, _route_info(call, trunk))
         if outcome.content_type is not None:
             headers.add("Content-Type", outcome.content_type)
         request = Request("INVITE", uri, headers, outcome.body)
@@ -657,6 +698,7 @@ class Bridge:
         for attempt in call.attempts:
             _stop(attempt)
         self.node.calls.pop(call.id, None)
+        self.node.cac.release(call.id)  # every end of a call gives its CAC slots back
         self._by_a_transaction.pop(call.a_transaction, None)
         # Keep the dialog keys for a little while so retransmitted BYEs/2xx find the call.
         keys = [key for key, (owner, _) in self._legs.items() if owner is call]
@@ -676,6 +718,7 @@ class Bridge:
     def _cdr(self, call: Call, now: float) -> dict:
         plan = call.plan
         answered = call.answered_at
+        taken = call.current
         answered_attempt = next((a for a in call.attempts if a.final is not None and 200 <= a.final < 300
                                  and not a.abandoned and a is call.current and call.b is not None), None)
         location = call.current.location.record if call.current and call.current.location else None
@@ -698,6 +741,11 @@ class Bridge:
             "skipped_trunks": plan.skipped,
             "attempts": [attempt.record() for attempt in call.attempts],
             "route_taken": answered_attempt.trunk.name if answered_attempt else None,
+            "site": plan.site,
+            "links": list(taken.target.links) if taken and taken.target else [],
+            "cac": taken.target.cac if taken and taken.target else "none",
+            "pstn_reason": taken.target.pstn_reason if taken and taken.target else None,
+            "routes_passed_over": plan.passed_over,
             "final_status": call.final_to_caller,
             "started_at": _iso(call.wall_started),
             "answered_at": _iso(call.wall_started + (answered - call.started)) if answered else None,
@@ -740,6 +788,22 @@ def _leg_b_uri(call: Call, host: str, port: int, transport: str) -> object:
     scheme = "sips" if transport == "tls" else "sip"
     phone = ";user=phone" if number.lstrip("+").isdigit() else ""
     return parse_uri(f"{scheme}:{number}@{host_text}:{port}{phone}{suffix}")
+
+
+def _route_info(call: Call, trunk: Trunk) -> str:
+    """`site=b1;links=b1-hq;cac=counted;pstn-reason="wan down: b1-hq"` for the bench's records."""
+    index = len(call.attempts)
+    target = call.plan.target(index) if index < len(call.plan.trunks) else None
+    items = [f"correlation-id={call.id}", f"trunk={trunk.name}"]
+    if call.plan.site:
+        items.append(f"site={call.plan.site}")
+    if target is not None:
+        if target.links:
+            items.append(f"links={','.join(target.links)}")
+        items.append(f"cac={target.cac}")
+        if target.pstn_reason:
+            items.append(f"pstn-reason={quote(target.pstn_reason)}")
+    return ";".join(items)
 
 
 def _params_without_tag(name_addr: NameAddr):  # noqa: ANN202

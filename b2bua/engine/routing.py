@@ -1,8 +1,10 @@
 """Where does this call go? A pure function of the request, the configuration and state.
 
-`plan_route(request, config, health, turn)` returns a `RoutePlan`: whether the call is an
-emergency call (and why), and the ordered trunks to try. No sockets, no clock: the
-caller supplies trunk health and the round-robin turn, so every decision is unit-tested.
+`plan_route(request, config, health, turn, context)` returns a `RoutePlan`: whether the
+call is an emergency call (and why), and the ordered targets to try, each with the site
+it is reached at, the WAN links it crosses and its CAC standing. No sockets, no clock:
+the caller supplies trunk health, the round-robin turn, link state and CAC usage, so
+every decision is unit-tested.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..config import B2buaConfig, Emergency, Route, Trunk, TrunkGroup
+from ..config import B2buaConfig, Emergency, Route, Site, Trunk, TrunkGroup
 from ..sip import AbsoluteUri, Request, SipUri, TelUri, Uri
+from .cac import CacLedger
+from .sites import SiteMap
 
 _VISUAL_SEPARATORS = str.maketrans("", "", "-.() ")
 
@@ -27,6 +31,18 @@ class EmergencyMatch:
     is_test: bool = False  # a 933-style test call: read back, not a real emergency
 
 
+@dataclass(frozen=True)
+class Target:
+    """One trunk to try, and how the call gets there from the caller's site."""
+
+    trunk: Trunk
+    group: str
+    site: str | None  # the site the trunk is reached at (None: no site model)
+    links: tuple[str, ...]  # WAN links crossed from the caller's site
+    cac: str  # none | counted | over-limit (an emergency call admitted by policy `exempt`)
+    pstn_reason: str | None = None  # why earlier routes were passed over ("wan down: b1-hq")
+
+
 @dataclass
 class RoutePlan:
     emergency: EmergencyMatch | None
@@ -36,6 +52,15 @@ class RoutePlan:
     skipped: list[str] = field(default_factory=list)  # trunks known down, tried last or not at all
     dialled: str | None = None
     number_out: str | None = None  # the number for leg B when the route rewrites it (strip_plus)
+    site: str | None = None  # the caller's site
+    reject: tuple[int, str] | None = None  # refuse the call: (status, reason), e.g. CAC `block`
+    targets: list[Target] = field(default_factory=list)  # parallel to `trunks`
+    passed_over: list[str] = field(default_factory=list)  # routes not usable, and why
+
+    def target(self, index: int) -> Target:
+        if index < len(self.targets):
+            return self.targets[index]
+        return Target(self.trunks[index], self.group.name if self.group else "", None, (), "none")
 
     @property
     def routable(self) -> bool:
@@ -125,52 +150,152 @@ def order_trunks(group: TrunkGroup, trunks: list[Trunk], turn: int) -> list[Trun
     return list(trunks)
 
 
+@dataclass(frozen=True)
+class SiteContext:
+    """What routing needs of the site model: where the caller is, link state, CAC usage."""
+
+    sites: SiteMap
+    cac: CacLedger
+    source_host: str | None = None  # where the INVITE came from (site membership)
+    kbps: int = 80  # the call's media bandwidth, for CAC
+
+
 def plan_route(
     request: Request,
     config: B2buaConfig,
     health: Mapping[str, bool] | None = None,
     turn: int = 0,
+    context: SiteContext | None = None,
 ) -> RoutePlan:
-    """Decide the ordered trunks for an INVITE.
+    """Decide the ordered targets for an INVITE.
 
     `health` maps a trunk name to False when probing has declared it down (missing means
     up). A down trunk is skipped; for an emergency call it is still tried, last, and
     when every trunk is down an emergency call is attempted in order anyway: an
     emergency call is never refused for lack of a healthy trunk.
+
+    With sites (`context`), an emergency call follows its site's emergency routes in order
+    (the SIP trunk's group, then the branch's PSTN gateway): a route whose WAN path has a
+    link down is passed over, and so is one whose path is over its CAC limit when the
+    site's policy is `pstn`; `block` refuses the call, `exempt` admits it over the limit.
+    An ordinary call is refused when its path is down or full.
     """
     health = health or {}
-    match = detect_emergency(request, config.emergency)
+    site = context.sites.site_of(request, context.source_host) if context and context.sites.enabled else None
+    match = detect_emergency(request, _emergency_of(config, site))
     dialled = dialled_number(request.uri)
     if match is not None:
-        name = config.emergency.trunk_group
+        groups = list(site.emergency_routes) if site is not None and site.emergency_routes else []
+        if not groups:
+            groups = [config.emergency.trunk_group]
         if match.is_test and config.emergency.test_trunk_group:
-            name = config.emergency.test_trunk_group
+            groups = [config.emergency.test_trunk_group]
         # An emergency-marked call to a number that has its own route (the lab's round-robin
-        # pair) follows that route; everything else goes to the emergency trunk group.
+        # pair) follows that route; everything else takes the emergency routes.
         number_out = None
         if match.reason == "priority" and dialled is not None:
             route = _ordinary_route(config, dialled)
             if route is not None:
-                name = route.trunk_group
+                groups = [route.trunk_group]
                 number_out = _number_out(route, dialled)
-        group = config.group_named(name)
-        ordered = order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)
-        up = [trunk for trunk in ordered if health.get(trunk.name, True)]
-        down = [trunk.name for trunk in ordered if not health.get(trunk.name, True)]
-        trunks = up + [trunk for trunk in ordered if trunk.name in down]
-        reason = f"emergency ({match.reason}) -> {group.name}"
-        return RoutePlan(match, group, trunks, reason, down, dialled, number_out)
+        plan = _plan_groups(config, groups, health, turn, site, context, emergency=True)
+        plan.emergency, plan.dialled, plan.number_out = match, dialled, number_out
+        plan.reason = f"emergency ({match.reason}) -> {plan.reason}"
+        return plan
     if dialled is None:
-        return RoutePlan(None, None, [], "no route: Request-URI carries no number", [], None)
+        return RoutePlan(None, None, [], "no route: Request-URI carries no number", site=_name(site))
     route = _ordinary_route(config, dialled)
     if route is None:
-        return RoutePlan(None, None, [], f"no route for {dialled}", [], dialled)
-    name = route.trunk_group
-    group = config.group_named(name)
-    ordered = order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)
-    up = [trunk for trunk in ordered if health.get(trunk.name, True)]
-    down = [trunk.name for trunk in ordered if not health.get(trunk.name, True)]
-    return RoutePlan(None, group, up, f"route {name}", down, dialled, _number_out(route, dialled))
+        return RoutePlan(None, None, [], f"no route for {dialled}", [], dialled, site=_name(site))
+    plan = _plan_groups(config, [route.trunk_group], health, turn, site, context, emergency=False)
+    plan.dialled, plan.number_out = dialled, _number_out(route, dialled)
+    plan.reason = f"route {plan.reason}"
+    return plan
+
+
+def _plan_groups(config: B2buaConfig, groups: list[str], health: Mapping[str, bool], turn: int,
+                 site: Site | None, context: SiteContext | None, *, emergency: bool) -> RoutePlan:
+    """Targets of each group in turn, each checked against link state and CAC."""
+    targets: list[Target] = []
+    passed_over: list[str] = []
+    skipped: list[str] = []
+    first_group: TrunkGroup | None = None
+    for name in groups:
+        group = config.group_named(name)
+        first_group = first_group or group
+        ordered = order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)
+        up = [trunk for trunk in ordered if health.get(trunk.name, True)]
+        down = [trunk for trunk in ordered if not health.get(trunk.name, True)]
+        skipped += [trunk.name for trunk in down]
+        # Known-down trunks of an emergency call are tried last, never dropped.
+        for trunk in up + (down if emergency else []):
+            target, refusal = _target(config, group, trunk, site, context, emergency,
+                                      pstn_reason="; ".join(passed_over) or None)
+            if refusal is not None:
+                if refusal.startswith("block:"):
+                    return RoutePlan(None, group, [], f"{name}: {refusal}", skipped, site=_name(site),
+                                     reject=(503, refusal.removeprefix("block: ")))
+                if refusal not in passed_over:
+                    passed_over.append(refusal)
+                continue
+            targets.append(target)
+    if emergency and not targets:
+        # Every route passed over (WAN down and no PSTN route): try the trunks anyway,
+        # in order; an emergency call is never refused by the B2BUA for its routing.
+        for name in groups:
+            group = config.group_named(name)
+            for trunk in order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn):
+                targets.append(Target(trunk, name, None, (), "none", "; ".join(passed_over) or None))
+    trunks = [target.trunk for target in targets]
+    if not trunks and passed_over:
+        return RoutePlan(None, first_group, [], f"{groups[0]}: {'; '.join(passed_over)}", skipped, site=_name(site),
+                         reject=(503, "; ".join(passed_over)))
+    plan = RoutePlan(None, first_group, trunks, " then ".join(groups), skipped, site=_name(site))
+    plan.targets = targets
+    plan.passed_over = passed_over
+    return plan
+
+
+def _target(config: B2buaConfig, group: TrunkGroup, trunk: Trunk, site: Site | None, context: SiteContext | None,
+            emergency: bool, pstn_reason: str | None) -> tuple[Target | None, str | None]:
+    """The target for one trunk, or why it cannot be used from the caller's site."""
+    if site is None or context is None:
+        return Target(trunk, group.name, None, (), "none", pstn_reason), None
+    sites = context.sites
+    host = sites.site_named(trunk.site) if trunk.site else sites.host_of(group.name)
+    if host is None:
+        return Target(trunk, group.name, None, (), "none", pstn_reason), None
+    path = sites.path(site, host)
+    if path is None:
+        return None, f"no link from {site.name} to {host.name}"
+    links = tuple(link.name for link in path)
+    down = sites.down_links(path)
+    if down:
+        return None, f"wan down: {', '.join(down)}"
+    admission = context.cac.check(list(links), context.kbps)
+    if admission.fits:
+        return Target(trunk, group.name, host.name, links, "counted" if links else "none", pstn_reason), None
+    why = f"cac full: {admission.full_link} {admission.why}"
+    if not emergency:
+        return None, f"block: {why}"
+    if site.cac_emergency_policy == "block":
+        return None, f"block: {why}"
+    if site.cac_emergency_policy == "exempt":
+        return Target(trunk, group.name, host.name, links, "over-limit", pstn_reason), None
+    return None, why
+
+
+def _emergency_of(config: B2buaConfig, site: Site | None) -> Emergency:
+    """The emergency settings with the caller's site's dial strings and masks, when it has any."""
+    if site is None or (site.dial_strings is None and site.dial_masks is None and site.test_numbers is None):
+        return config.emergency
+    changes = {key: value for key, value in (("dial_strings", site.dial_strings), ("dial_masks", site.dial_masks),
+                                             ("test_numbers", site.test_numbers)) if value is not None}
+    return config.emergency.model_copy(update=changes)
+
+
+def _name(site: Site | None) -> str | None:
+    return site.name if site is not None else None
 
 
 def _ordinary_route(config: B2buaConfig, dialled: str) -> Route | None:

@@ -19,17 +19,29 @@ from ..sip import Request
 
 @dataclass
 class LinkState:
-    """Run-time state of one link: up or down, and who said so."""
+    """Run-time state of one link. It is up when neither an operator (config, admin API,
+    `b2bua link`) nor failed probes of the far side have put it down: an operator's
+    "down" is not undone by a successful probe."""
 
     name: str
-    up: bool = True
-    reason: str = "config"  # config | admin | probe
+    admin_up: bool = True
+    probe_up: bool = True
+    reason: str = "config"  # who spoke last: config | admin | probe
     changed_at: float = 0.0
 
+    @property
+    def up(self) -> bool:
+        return self.admin_up and self.probe_up
+
     def set(self, up: bool, reason: str, now: float) -> bool:
-        changed = up != self.up
-        self.up, self.reason, self.changed_at = up, reason, now
-        return changed
+        """Record what `reason` ("admin" or "probe") says; True when the link's state changed."""
+        before = self.up
+        if reason == "probe":
+            self.probe_up = up
+        else:
+            self.admin_up = up
+        self.reason, self.changed_at = reason, now
+        return before != self.up
 
 
 @dataclass
@@ -41,7 +53,7 @@ class SiteMap:
 
     @classmethod
     def of(cls, config: B2buaConfig) -> SiteMap:
-        return cls(config, {link.name: LinkState(link.name, link.state == "up") for link in config.link})
+        return cls(config, {link.name: LinkState(link.name, admin_up=link.state == "up") for link in config.link})
 
     @property
     def enabled(self) -> bool:

@@ -101,7 +101,12 @@ class NetLab:
         self.stop_b2bua()
         self.variant = variant
         self.b2bua_config_path = write_b2bua_config(self.run_dir / "b2bua.toml", self.run_dir, variant)
-        (self.run_dir / "cdr.jsonl").unlink(missing_ok=True)
+        cdr = self.run_dir / "cdr.jsonl"
+        if cdr.exists():  # keep the CDRs of the previous run beside the logs (b2bua.N.log)
+            number = 1
+            while (self.run_dir / f"cdr.{number}.jsonl").exists():
+                number += 1
+            cdr.rename(self.run_dir / f"cdr.{number}.jsonl")
         return self.supervisor.start("b2bua", self.topology.netns("b2bua"), [
             *self._b2bua_cli(), "run", "--config", str(self.b2bua_config_path),
         ], ready_event="node.running", timeout=timeout)

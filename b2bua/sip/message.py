@@ -292,6 +292,22 @@ class Message:
         self._multipart = (body, media, result)
         return result
 
+    @property
+    def sdp(self) -> bytes | None:
+        """The session description: the body when it is application/sdp, or the first
+        application/sdp part of a multipart body (an emergency INVITE's SDP + PIDF-LO)."""
+        media = self.content_type
+        if media is None:
+            return None
+        if media.mime == "application/sdp":
+            return self.body
+        multipart = self.multipart
+        if multipart is not None:
+            for part in multipart.parts:
+                if part.mime == "application/sdp":
+                    return part.content
+        return None
+
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
         if value is None:

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from ..engine.location import body_summary
 from ..engine.routing import dialled_number, is_test_urn, service_urn
 from ..sip import Request, SipUri, TelUri, parse_name_addr
-from ..sip.grammar import parse_params
+from ..sip.grammar import parse_params, unquote
 
 PIDF_TYPE = "application/pidf+xml"
 
@@ -131,15 +131,26 @@ def build_record(
         "is_test": is_test_call(request, test_numbers),
         "readback": None,
         "elin": elin,
-        "site": None,
-        "link": None,
-        "pstn_reason": None,
+        **route_info(request),
     }
     record["address"] = address_text(location)
     record["disposition"] = disposition_of(verdict, location)
     if record["is_test"]:
         record["readback"] = readback_text(record)
     return record
+
+
+def route_info(request: Request) -> dict[str, Any]:
+    """How the B2BUA routed the call, from its `E911-Route-Info` header (when it adds one):
+    the caller's site, the WAN links crossed, CAC standing and why a PSTN route was taken."""
+    value = request.headers.get("E911-Route-Info")
+    params = parse_params(value) if value else None
+    def get(name: str) -> str | None:
+        item = params.get(name) if params is not None else None
+        return unquote(item) if item else None
+    links = get("links")
+    return {"site": get("site"), "link": links, "links": links.split(",") if links else [],
+            "cac": get("cac"), "pstn_reason": get("pstn-reason"), "b2bua_correlation_id": get("correlation-id")}
 
 
 def disposition_of(verdict: str | None, location: dict | None) -> str:

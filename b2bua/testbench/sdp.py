@@ -16,18 +16,8 @@ _session_ids = itertools.count(int(time.time()))
 
 
 def sdp_of(message: Message) -> bytes | None:
-    """The SDP of a message: its body, or the `application/sdp` part of a multipart body."""
-    media = message.content_type
-    if media is None:
-        return None
-    if media.mime == "application/sdp":
-        return message.body
-    multipart = message.multipart
-    if multipart is not None:
-        for part in multipart.parts:
-            if part.mime == "application/sdp":
-                return part.content
-    return None
+    """The SDP of a message (see `Message.sdp`)."""
+    return message.sdp
 
 
 def offer(address: str, port: int) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 
 from b2bua.config import Health, Trunk
 from b2bua.engine.health import TrunkHealth
-from b2bua.engine.probe import TrunkProber
+from b2bua.engine.probe import trunk_prober
 from b2bua.sip import make_response
 from b2bua.sip.transaction import ResponseReceived, TransactionTimeout, TransportFailure
 
@@ -127,7 +127,7 @@ def respond(status: int):  # noqa: ANN201
 async def test_probe_answered_200_is_healthy_and_carries_an_options_request():
     stack = FakeStack(respond(200))
     t = trunk()
-    prober = TrunkProber(stack, t, TrunkHealth(t.name, t.health))
+    prober = trunk_prober(stack, t, TrunkHealth(t.name, t.health))
     assert await prober.probe_once() == (True, "200 OK")
     request, peer = stack.sent[0]
     assert request.method == "OPTIONS" and request.cseq.method == "OPTIONS"
@@ -141,7 +141,7 @@ async def test_probe_answered_200_is_healthy_and_carries_an_options_request():
 ])
 async def test_probe_failures_are_unhealthy(answer, detail):
     t = trunk()
-    ok, text = await TrunkProber(FakeStack(answer), t, TrunkHealth(t.name, t.health)).probe_once()
+    ok, text = await trunk_prober(FakeStack(answer), t, TrunkHealth(t.name, t.health)).probe_once()
     assert (ok, text) == (False, detail)
 
 
@@ -149,7 +149,7 @@ async def test_unanswered_probe_fails_after_timeout_s_not_timer_f():
     t = trunk(timeout_s=0.05)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    ok, detail = await TrunkProber(FakeStack(lambda request, handler: None), t,
+    ok, detail = await trunk_prober(FakeStack(lambda request, handler: None), t,
                                    TrunkHealth(t.name, t.health)).probe_once()
     assert not ok and "no answer within" in detail
     assert loop.time() - started < 1.0
@@ -162,7 +162,7 @@ async def test_a_probe_that_cannot_be_sent_counts_as_failed_and_probing_goes_on(
     stack = FakeStack(broken)
     t = trunk()
     health = TrunkHealth(t.name, t.health)
-    task = asyncio.create_task(TrunkProber(stack, t, health).run())
+    task = asyncio.create_task(trunk_prober(stack, t, health).run())
     try:
         assert await _until(lambda: len(stack.sent) >= 3), "the prober stopped after one bad probe"
         assert not health.up and "probe not sent" in health.last_probe["detail"]
@@ -176,7 +176,7 @@ async def test_a_probe_that_cannot_be_sent_counts_as_failed_and_probing_goes_on(
 async def test_a_tls_trunk_is_probed_with_a_sips_uri():
     stack = FakeStack(respond(200))
     t = trunk(transports=("tls",))
-    await TrunkProber(stack, t, TrunkHealth(t.name, t.health)).probe_once()
+    await trunk_prober(stack, t, TrunkHealth(t.name, t.health)).probe_once()
     request, peer = stack.sent[0]
     assert str(request.uri).startswith("sips:") and peer.transport == "tls"
 
@@ -195,7 +195,7 @@ async def test_every_probe_is_a_new_out_of_dialog_request_with_its_own_call_id()
     # RFC 3261 §8.1.1.4; peers that remember finished Call-IDs drop a repeated one.
     stack = FakeStack(respond(200))
     t = trunk()
-    prober = TrunkProber(stack, t, TrunkHealth(t.name, t.health))
+    prober = trunk_prober(stack, t, TrunkHealth(t.name, t.health))
     for _ in range(3):
         await prober.probe_once()
     requests = [request for request, _ in stack.sent]
