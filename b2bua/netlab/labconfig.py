@@ -42,6 +42,7 @@ class Variant:
     probe_failures_to_down: int = 2
     probe_successes_to_up: int = 2
     sites: bool = True
+    route_annotation: bool = True  # E911-Route-Info on leg B: records say site, links, PSTN reason
     log_level: str = "info"
     extra: dict = field(default_factory=dict)  # top-level tables merged in last
 
@@ -59,7 +60,8 @@ def b2bua_config(run_dir: Path, variant: Variant = Variant()) -> dict:
               "failures_to_down": variant.health_failures_to_down,
               "successes_to_up": variant.health_successes_to_up}
     config: dict = {
-        "node": {"name": "netlab-sbc", "cdr_path": str(run_dir / "cdr.jsonl"), "log_level": variant.log_level},
+        "node": {"name": "netlab-sbc", "cdr_path": str(run_dir / "cdr.jsonl"), "log_level": variant.log_level,
+                 "route_annotation": variant.route_annotation},
         "profile": [{"name": "certified", "listen": [f"udp:{b2bua}:{SIP_PORT}", f"tcp:{b2bua}:{SIP_PORT}"],
                      "location_policy": "pass"}],
         "emergency": {"dial_strings": ["911"], "dial_masks": {"112": "911"}, "test_numbers": ["933"],
