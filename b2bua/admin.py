@@ -16,6 +16,7 @@ import argparse
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -119,8 +120,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .cli import UsageError
+    from .config import parse_host_port
 
-    url = f"http://{args.admin}/links/{args.name}"
+    try:
+        admin = parse_host_port(args.admin, 8060)
+    except ValueError as error:
+        raise UsageError(f"--admin {args.admin!r}: {error}") from None
+    # The name is one path segment whatever it holds (a space or a "/" would otherwise make
+    # an invalid URL, or another path).
+    url = f"http://{admin}/links/{urllib.parse.quote(args.name, safe='')}"
     data = None if args.state == "show" else json.dumps({"state": args.state}).encode()
     request = urllib.request.Request(url, data=data, method="GET" if data is None else "PUT",
                                      headers={"Content-Type": "application/json"})

@@ -291,6 +291,10 @@ class Node(_Model):
     # Add `E911-Route-Info` (site, links, CAC, why PSTN) to leg B so a test bench can record
     # how the call was routed. Off by default: it tells the far end about our topology.
     route_annotation: bool = False
+    # PSAP callbacks (RFC 6881 ED-63..69): leg B of an emergency call carries a Contact of
+    # its own (`sip:cb-<id>@b2bua`); an INVITE to it within this window is routed back to
+    # the caller (an ELIN gateway redirects its ELIN callbacks there).
+    callback_window_s: Annotated[float, Field(ge=0, le=86_400)] = 1800.0
 
 
 class B2buaConfig(_Model):

@@ -21,7 +21,8 @@ from .engine.health import TrunkHealth
 from .admin import make_admin_app
 from .config import parse_host_port
 from .engine.probe import link_prober, trunk_prober
-from .testbench.web import ServedApp, serve
+from .testbench.web import ServedApp
+from .testbench.web import serve as serve_app  # not `serve`: this module defines its own serve(config)
 from .logs import configure_logging
 from .selfsigned import ensure_self_signed
 from .sip import Limits
@@ -74,7 +75,7 @@ class B2buaNode:
                     self._probers.append(asyncio.create_task(prober.run(), name=f"probe-link-{link.name}"))
         if config.admin is not None:
             address = parse_host_port(config.admin, allow_zero=True)
-            self.admin = await serve(make_admin_app(self.node), address.host, address.port)
+            self.admin = await serve_app(make_admin_app(self.node), address.host, address.port)
             log.info("admin.ready", url=self.admin.url)
 
     def _server_tls(self) -> ssl.SSLContext | None:

@@ -169,7 +169,7 @@ class SipStack:
             try:
                 self._dispatch(event, source)
             except Exception:  # a bug in one call must not stop the UA serving the others
-                log.exception("sip.core_error", event=type(event).__name__)
+                log.exception("sip.core_error", sip_event=type(event).__name__)
         self._rearm()
 
     def _dispatch(self, event: Event, source: Peer | None) -> None:

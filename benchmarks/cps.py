@@ -19,8 +19,10 @@ up by a factor until a step fails, then bisect between the last pass and the fir
 A step passes when >= 99.5 % of its calls complete, SIPp saw no unexpected / out-of-call
 message, and SIPp could offer the whole load in time (the run ended within
 window x 1.15 + hold + 1.5 s; slower means the path, or SIPp, fell behind). The sustained rate
-is the highest passing rate. Everything is bounded: a step's SIPp has a global timeout, the
-ladder a fixed number of steps, every process is ended by the PID this script started.
+is the highest passing rate. After a failed step that more steps follow, the box is probed
+at a low rate (did it recover?) and restarted, so every step starts on a clean box.
+Everything is bounded: a step's SIPp is ended once the step has failed on time, the ladder
+has a fixed number of steps, every process is ended by the PID this script started.
 
 Results: a table on the terminal (one progress line per step while it runs) and a JSON file.
 The last lines print the ratios ours/Sippy and ours/Kamailio, measured in this same run;
@@ -79,6 +81,7 @@ class Settings:
     warmup_rate: float = 20.0
     kamailio_children: int = 2
     settle_s: float = 1.0
+    max_p99_ms: float | None = None  # optional extra pass condition on INVITE->180 p99
     quick: bool = False
 
 
@@ -507,6 +510,8 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
         reasons.append(f"{step.successful}/{calls} completed")
     if step.unexpected or step.out_of_call:
         reasons.append(f"{step.unexpected} unexpected, {step.out_of_call} out-of-call messages")
+    if settings.max_p99_ms is not None and step.invite_180_ms.get("p99", 0.0) > settings.max_p99_ms:
+        reasons.append(f"INVITE->180 p99 {step.invite_180_ms['p99']:.0f} ms > {settings.max_p99_ms:g} ms")
     if step.elapsed_s > budget:
         reasons.append(f"took {step.elapsed_s:.1f} s > {budget:.1f} s (load not offered in time)")
     if box is not None and not box.alive():
@@ -529,6 +534,8 @@ class Ladder:
     box_peak_rss_kib: int | None = None
     box_startup_s: float | None = None
     steps: list[dict] = field(default_factory=list)
+    recovery: list[dict] = field(default_factory=list)  # probes after failed steps (full mode)
+    recovered_after_overload: bool | None = None  # None: not probed
     error: str | None = None
 
 
@@ -561,49 +568,88 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path, keep: 
     ladder = Ladder(target, variant)
     workdir = base / f"{target}-{variant}"
     workdir.mkdir(parents=True)
-    uas_port, box_port = free_port(), free_port()
-    uas = start_uas(uas_port, workdir)
-    box = None
-    try:
+    current: dict[str, Process | int | None] = {"uas": None, "box": None, "remote": None}
+    boots = 0
+
+    def warm_settings() -> Settings:
+        return Settings(**{**asdict(settings), "window_s": settings.warmup_calls / settings.warmup_rate})
+
+    def boot() -> None:
+        """A fresh SIPp UAS and middle box on new ports, warmed up (not counted: imports,
+        caches, the first call's lazy work)."""
+        nonlocal boots
+        boots += 1
+        run_dir = workdir / f"boot{boots}"
+        run_dir.mkdir()
+        uas_port, box_port = free_port(), free_port()
+        uas = current["uas"] = start_uas(uas_port, run_dir)
         wait_bound(uas, uas_port)
         began = time.monotonic()
-        box = start_box(target, box_port, uas_port, workdir, settings)
-        remote = box_port if box else uas_port
+        box = current["box"] = start_box(target, box_port, uas_port, run_dir, settings)
+        current["remote"] = box_port if box else uas_port
         if box:
             wait_bound(box, box_port)
-            ladder.box_startup_s = round(time.monotonic() - began, 2)
-        # Warm-up (not counted): imports, caches, the first call's lazy work.
-        warm = run_step(variant, settings.warmup_rate, settings.warmup_calls, remote, box, uas,
-                        Settings(**{**asdict(settings), "window_s": settings.warmup_calls / settings.warmup_rate}),
-                        workdir / "warmup")
+            if ladder.box_startup_s is None:
+                ladder.box_startup_s = round(time.monotonic() - began, 2)
+        warm = run_step(variant, settings.warmup_rate, settings.warmup_calls, current["remote"], box, uas,
+                        warm_settings(), run_dir / "warmup")
         if warm.successful == 0:
-            raise RuntimeError(f"warm-up: no call completed ({warm.reason}); "
-                               f"{box.tail() if box else ''}")
+            raise RuntimeError(f"warm-up: no call completed ({warm.reason}); {box.tail() if box else ''}")
         settle(box, settings.settle_s)
 
-        def attempt(rate: float) -> Step:
-            calls = max(1, round(rate * settings.window_s))
-            step_dir = workdir / f"r{rate:g}"
-            step = run_step(variant, rate, calls, remote, box, uas, settings, step_dir)
-            if not keep:
-                shutil.rmtree(step_dir, ignore_errors=True)
-            ladder.steps.append(asdict(step))
-            log(step_line(target, variant, step))
-            if box is not None:
-                ladder.box_peak_rss_kib = max(ladder.box_peak_rss_kib or 0, step.box_memory_kib or 0,
-                                              memory_kib(box.tree()))
-            if step.ok and rate >= ladder.sustained_cps:
-                ladder.sustained_cps = rate
-                ladder.at_sustained = asdict(step)
-            if box is not None and not box.alive():
-                raise RuntimeError(f"{box.name} exited: {box.tail()}")
-            settle(box, settings.settle_s)
-            return step
+    def shutdown() -> None:
+        box, uas = current["box"], current["uas"]
+        if box is not None:
+            ladder.box_peak_rss_kib = max(ladder.box_peak_rss_kib or 0, memory_kib(box.tree()))
+            # Ours hangs up its calls on SIGTERM; Kamailio ends its workers; Sippy needs no
+            # clean stop (and waits long for one).
+            box.stop(signal.SIGKILL if target == "sippy" else signal.SIGTERM, grace=3.0)
+            for path in box.cleanup:
+                shutil.rmtree(path, ignore_errors=True)
+        if uas is not None:
+            uas.stop(signal.SIGKILL)
+        current.update(uas=None, box=None, remote=None)
 
+    def attempt(rate: float, more_to_come: bool) -> Step:
+        box, uas = current["box"], current["uas"]
+        calls = max(1, round(rate * settings.window_s))
+        step_dir = workdir / f"r{rate:g}"
+        step = run_step(variant, rate, calls, current["remote"], box, uas, settings, step_dir)
+        if not keep:
+            shutil.rmtree(step_dir, ignore_errors=True)
+        ladder.steps.append(asdict(step))
+        log(step_line(target, variant, step))
+        if box is not None:
+            ladder.box_peak_rss_kib = max(ladder.box_peak_rss_kib or 0, step.box_memory_kib or 0)
+        if step.ok and rate >= ladder.sustained_cps:
+            ladder.sustained_cps = rate
+            ladder.at_sustained = asdict(step)
+        if box is not None and not box.alive():
+            raise RuntimeError(f"{box.name} exited: {box.tail()}")
+        settle(box, settings.settle_s)
+        if not step.ok and more_to_come:
+            # Does the box still work once the overload is over? A few calls at the warm-up
+            # rate tell (not in --quick); then a fresh box, so that every step starts clean.
+            if box is not None and not settings.quick:
+                probe = run_step(variant, settings.warmup_rate, settings.warmup_calls, current["remote"], box,
+                                 uas, warm_settings(), workdir / f"probe-after-{rate:g}")
+                recovered = probe.successful >= math.ceil(SUCCESS_FRACTION * probe.calls)
+                ladder.recovery.append({"after_rate": rate, "probe_calls": probe.calls,
+                                        "probe_completed": probe.successful, "recovered": recovered})
+                if not recovered:
+                    log(f"  {target:<14} {variant:<9} did not recover: {probe.successful}/{probe.calls} calls "
+                        f"at {settings.warmup_rate:g} cps after the {rate:g} cps step")
+            shutdown()
+            boot()
+        return step
+
+    try:
+        boot()
         lo, hi = 0.0, None
         rate = settings.start_rate
         while rate <= settings.max_rate * 1.0001:
-            if attempt(rate).ok:
+            # A failure here is followed by more steps only when bisecting (or stepping down).
+            if attempt(rate, more_to_come=settings.max_bisect > 0 or lo == 0).ok:
                 lo = rate
                 rate = rate * settings.factor
             else:
@@ -615,20 +661,20 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path, keep: 
             rate = round(hi / settings.factor)
             if rate < 1:
                 break
-            if attempt(rate).ok:
+            if attempt(rate, more_to_come=down < 2).ok:
                 lo = rate
             else:
                 hi = rate
         if hi is None:
             ladder.capped = True
         else:
-            for _ in range(settings.max_bisect):
+            for index in range(settings.max_bisect):
                 if lo <= 0 or hi / lo <= 1 + settings.tolerance:
                     break
                 middle = round(math.sqrt(lo * hi))
                 if middle in (lo, hi):
                     break
-                if attempt(middle).ok:
+                if attempt(middle, more_to_come=index + 1 < settings.max_bisect).ok:
                     lo = middle
                 else:
                     hi = middle
@@ -636,13 +682,9 @@ def run_ladder(target: str, variant: str, settings: Settings, base: Path, keep: 
         ladder.error = str(error)[:2000]
         log(f"  {target:<14} {variant:<9} ERROR {ladder.error[:300]}")
     finally:
-        if box:
-            # Ours hangs up its calls on SIGTERM; Kamailio ends its workers; Sippy needs no
-            # clean stop (and waits long for one).
-            box.stop(signal.SIGKILL if target == "sippy" else signal.SIGTERM, grace=3.0)
-            for path in box.cleanup:
-                shutil.rmtree(path, ignore_errors=True)
-        uas.stop(signal.SIGKILL)
+        shutdown()
+    if ladder.recovery:
+        ladder.recovered_after_overload = all(item["recovered"] for item in ladder.recovery)
     return ladder
 
 
@@ -741,6 +783,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--factor", type=float, help="ladder step factor")
     parser.add_argument("--max-bisect", type=int, help="bisection steps after the ladder")
     parser.add_argument("--kamailio-children", type=int, help="Kamailio UDP workers (-n)")
+    parser.add_argument("--max-p99-ms", type=float,
+                        help="also fail a step whose INVITE->180 p99 exceeds this (default: no latency bound)")
     parser.add_argument("--no-install", action="store_true", help="never apt-get / pip install")
     parser.add_argument("--keep", action="store_true", help="keep SIPp/box logs (path printed)")
     args = parser.parse_args(argv)
@@ -758,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = quick_settings() if args.quick else Settings()
     for option, name in (("window", "window_s"), ("hold_ms", "hold_ms"), ("start_rate", "start_rate"),
                          ("max_rate", "max_rate"), ("factor", "factor"), ("max_bisect", "max_bisect"),
-                         ("kamailio_children", "kamailio_children")):
+                         ("kamailio_children", "kamailio_children"), ("max_p99_ms", "max_p99_ms")):
         if getattr(args, option) is not None:
             setattr(settings, name, getattr(args, option))
     unavailable = ensure_tools(args.targets, install=not args.no_install)
@@ -807,6 +851,13 @@ def main(argv: list[str] | None = None) -> int:
         log(line)
     log(f"('+' = the highest rate tried passed; ms/call = box CPU per completed call at the sustained rate; "
         f"util = box CPU / wall time). JSON: {args.json}  ({result['duration_s']:g} s)")
+    for ladder in ladders:
+        if ladder.recovered_after_overload is False:
+            bad = [item for item in ladder.recovery if not item["recovered"]]
+            log(f"NOT RECOVERED {ladder.target}/{ladder.variant}: after an overloaded step it completed "
+                + ", ".join(f"{item['probe_completed']}/{item['probe_calls']} (after {item['after_rate']:g} cps)"
+                            for item in bad)
+                + " probe calls; every following step ran on a restarted box")
     for line in ratio_lines(found):
         log(line)
     return 0

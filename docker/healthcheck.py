@@ -1,8 +1,9 @@
 """Container health check of the e911-b2bua image (Dockerfile HEALTHCHECK).
 
-HEALTH_URL=http://127.0.0.1:8070/health  GET it; healthy when it answers 200 (ECRC, PSTN gateway).
+HEALTH_URL=http://127.0.0.1:8070/health  GET it; healthy when it answers 200 (the ECRC's and the
+                                           PSTN gateway's API, the B2BUA's admin API).
 HEALTH_SIP=198.18.100.20:5060             send a SIP OPTIONS over UDP; healthy on any SIP answer
-                                           (the B2BUA answers OPTIONS itself).
+                                           (a B2BUA without an admin API answers OPTIONS itself).
 Neither: healthy (a one-off command). Exit 0 healthy, 1 not. Standard library only.
 """
 

@@ -68,6 +68,7 @@ ACCEPT = "application/sdp, application/pidf+xml, multipart/mixed"
 SUPPORTED = ("timer", "geolocation-sip", "geolocation-http")
 RELAYED_IN_DIALOG = ("UPDATE", "INFO", "MESSAGE", "NOTIFY", "REFER", "SUBSCRIBE", "OPTIONS", "PRACK")
 MIN_SE = 90  # RFC 4028 §5: Min-SE is never below 90 seconds
+TIMER_C_S = 180.0  # RFC 3261 §16.6 step 11: Timer C, greater than 3 minutes
 
 # Headers carried from leg A's INVITE to leg B as they were written (raw bytes kept).
 # The location policy is the only thing allowed to remove Geolocation* and change the body.
@@ -83,8 +84,20 @@ CARRIED_IN_DIALOG = frozenset(
                               "Refer-To", "Referred-By", "Priority", "Subject", "Geolocation", "Geolocation-Routing")
 )
 LOCATION_TAGS = ("geolocation", "geolocation-sip", "geolocation-http")
+CALLBACK_PREFIX = "cb-"  # user part of an emergency call's leg-B Contact: a PSAP callback comes back to it
 # Leg-B header telling a test bench how the call was routed (off unless node.route_annotation).
 ROUTE_INFO_HEADER = "E911-Route-Info"
+
+
+@dataclass(frozen=True)
+class Callback:
+    """Where a PSAP callback to an emergency call goes: the caller's Contact, reached the
+    way its INVITE came (its source address and transport), until `expires`."""
+
+    correlation_id: str
+    target: str  # the caller's Contact URI
+    peer: Peer
+    expires: float
 
 
 @dataclass
@@ -96,6 +109,7 @@ class NodeState:
     health: dict[str, TrunkHealth] = field(default_factory=dict)
     turns: dict[str, int] = field(default_factory=dict)
     calls: dict[str, Call] = field(default_factory=dict)  # correlation id -> live call
+    callbacks: dict[str, Callback] = field(default_factory=dict)  # callback token -> the caller to ring
     sites: SiteMap | None = None  # sites and WAN link state (made from the config when None)
     cac: CacLedger | None = None  # call admission control usage of the links
 
@@ -130,6 +144,7 @@ class Attempt:
     failover_reason: str | None = None
     abandoned: bool = False
     timer: asyncio.TimerHandle | None = None
+    timer_c: asyncio.TimerHandle | None = None
     location: LocationOutcome | None = None
     started_wall: float = field(default_factory=time.time)
     target: Target | None = None
@@ -279,6 +294,9 @@ class Bridge:
             response.headers.add("Min-SE", str(MIN_SE))
             self.stack.respond(transaction, response)
             return
+        if _callback_token(request) is not None:
+            self._callback(request, transaction, peer, session_expires)
+            return
         health = self.node.healthy()
         context = None
         if self.node.sites.enabled:
@@ -286,12 +304,18 @@ class Bridge:
         plan = plan_route(request, self.config, health, 0, context)
         if plan.group is not None and plan.group.strategy == "round_robin":
             plan = plan_route(request, self.config, health, self.node.next_turn(plan.group.name), context)
+        self._start_call(request, transaction, peer, plan, session_expires)
+
+    def _start_call(self, request: Request, transaction: ServerTransaction, peer: Peer, plan: RoutePlan,
+                    session_expires: int | None) -> None:
         call = Call(
             id=uuid.uuid4().hex[:16], a_request=request, a_transaction=transaction, a_tag=new_tag(),
             plan=plan, started=self.stack.now(), wall_started=time.time(), a=Leg("A", peer, transport=peer.transport),
             session_expires=session_expires,
         )
         self._by_a_transaction[transaction] = call
+        if plan.emergency is not None:
+            self._remember_caller(call)
         self._event(
             call, "call.new", caller=str(request.from_.uri), dialled=str(request.uri), a_call_id=request.call_id,
             emergency=plan.emergency is not None, why=plan.emergency.reason if plan.emergency else None,
@@ -310,6 +334,40 @@ class Bridge:
         self.node.calls[call.id] = call
         self.stack.respond(transaction, make_response(request, 100))
         self._next_attempt(call)
+
+    # -- PSAP callbacks (RFC 6881 ED-63..69) ------------------------------------------------
+    def _remember_caller(self, call: Call) -> None:
+        """Note where a callback to this emergency call must go, for the callback window."""
+        window = self.config.node.callback_window_s
+        if window <= 0:
+            return
+        now = self.stack.now()
+        callbacks = self.node.callbacks
+        # Entries are added in expiry order (one window for all): drop expired ones from the front.
+        while callbacks:
+            token, entry = next(iter(callbacks.items()))
+            if entry.expires > now:
+                break
+            del callbacks[token]
+        contacts = call.a_request.contact
+        target = str(contacts[0].uri) if contacts else str(call.a_request.from_.uri)
+        callbacks[f"{CALLBACK_PREFIX}{call.id}"] = Callback(call.id, target, call.a.peer, now + window)
+
+    def _callback(self, request: Request, transaction: ServerTransaction, peer: Peer,
+                  session_expires: int | None) -> None:
+        """An INVITE to an emergency call's callback Contact: ring the caller back, the way
+        its emergency call came in. Outside the window, 404."""
+        token = _callback_token(request)
+        entry = self.node.callbacks.get(token or "")
+        if entry is None or entry.expires <= self.stack.now():
+            self.stack.respond(transaction, make_response(request, 404, "Callback Window Expired", to_tag=new_tag()))
+            return
+        host = f"[{entry.peer.host}]" if ":" in entry.peer.host else entry.peer.host
+        trunk = Trunk(name=f"callback:{entry.correlation_id}", address=f"{host}:{entry.peer.port}",
+                      transports=[entry.peer.transport], kind="sip", location_policy="pass", failover_codes=[],
+                      health={"enabled": False})
+        plan = RoutePlan(None, None, [trunk], f"callback to call {entry.correlation_id}", target_uri=entry.target)
+        self._start_call(request, transaction, peer, plan, session_expires)
 
     # -- hunting -------------------------------------------------------------------------------
     def _next_attempt(self, call: Call, reason: str | None = None) -> None:
@@ -336,9 +394,11 @@ class Bridge:
         self._event(call, "call.attempt", trunk=trunk.name, peer=f"{attempt.peer.transport}:{attempt.peer.host}:{attempt.peer.port}",
                     transport_reason=attempt.transport_reason, attempt=index + 1,
                     location_policy=attempt.location.policy if attempt.location else None)
-        attempt.timer = asyncio.get_running_loop().call_later(
-            trunk.fast_failover_s, self._fast_failover, call, attempt
-        )
+        loop = asyncio.get_running_loop()
+        attempt.timer = loop.call_later(trunk.fast_failover_s, self._fast_failover, call, attempt)
+        # RFC 3261 §16.6 step 11 (Timer C): a trunk that sent a provisional and then nothing
+        # for this long is given up on, so no call waits for ever.
+        attempt.timer_c = loop.call_later(TIMER_C_S, self._timer_c, call, attempt)
         attempt.transaction = self.stack.send_request(  # type: ignore[assignment]
             attempt.request, attempt.peer, lambda event: self._on_b_event(call, attempt, event)
         )
@@ -385,7 +445,8 @@ class Bridge:
         headers.add("To", f"<{uri}>")
         headers.add("Call-ID", call.b_call_id)
         headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", f"<{self.stack.contact_uri(transport)}>")
+        contact_user = f"{CALLBACK_PREFIX}{call.id}" if call.plan.emergency is not None else None
+        headers.add("Contact", f"<{self.stack.contact_uri(transport, contact_user)}>")
         headers.add("Allow", ALLOW)
         supported = [tag for tag in a_request.supported if tag in LOCATION_TAGS]
         removed = set(outcome.remove_headers)
@@ -403,6 +464,16 @@ class Bridge:
         request = Request("INVITE", uri, headers, outcome.body)
         request.content_length_override = outcome.stale_content_length
         return request
+
+    def _timer_c(self, call: Call, attempt: Attempt) -> None:
+        attempt.timer_c = None
+        if attempt.final is not None or call.state in ("confirmed", "ended"):
+            return
+        if attempt.transaction is not None:
+            self.stack.cancel(attempt.transaction, 'SIP;cause=408;text="Timer C"')
+        if attempt is call.current:
+            attempt.abandoned = True
+            self._next_attempt(call, f"no final response within {TIMER_C_S:g} s (Timer C)")
 
     def _fast_failover(self, call: Call, attempt: Attempt) -> None:
         attempt.timer = None
@@ -431,7 +502,7 @@ class Bridge:
             self._attempt_failed(call, attempt, 503, "transport error")
 
     def _attempt_failed(self, call: Call, attempt: Attempt, status: int, reason: str) -> None:
-        _stop(attempt)
+        _stop_all(attempt)
         if attempt.final is None:
             attempt.final = status
         if attempt is call.current and not attempt.abandoned and call.state in ("hunting", "early"):
@@ -517,7 +588,7 @@ class Bridge:
         self.stack.respond(call.a_transaction, ok)
 
     def _cancel_attempt(self, attempt: Attempt, reason: str | None) -> None:
-        _stop(attempt)
+        _stop_all(attempt)
         if attempt.transaction is not None:
             self.stack.cancel(attempt.transaction, reason)
 
@@ -696,12 +767,13 @@ class Bridge:
         call.disconnect_side = call.disconnect_side or side
         call.disconnect_reason = call.disconnect_reason or why
         for attempt in call.attempts:
-            _stop(attempt)
+            _stop_all(attempt)
         self.node.calls.pop(call.id, None)
         self.node.cac.release(call.id)  # every end of a call gives its CAC slots back
         self._by_a_transaction.pop(call.a_transaction, None)
         # Keep the dialog keys for a little while so retransmitted BYEs/2xx find the call.
-        keys = [key for key, (owner, _) in self._legs.items() if owner is call]
+        keys = [key for key in ((call.a_request.call_id, call.a_tag), (call.b_call_id, call.b_from_tag))
+                if self._legs.get(key, (None,))[0] is call]
         asyncio.get_running_loop().call_later(32.0, self._forget_keys, keys)
         for attempt in call.attempts:
             self._our_branches.discard(attempt.request.top_via.branch)
@@ -755,6 +827,7 @@ class Bridge:
             "disconnect_side": call.disconnect_side,
             "disconnect_reason": call.disconnect_reason,
             "location": location,
+            "callback_of": call.plan.reason.removeprefix("callback to call ") if call.plan.target_uri else None,
         }
 
     # -- small things --------------------------------------------------------------------------
@@ -774,6 +847,8 @@ def _leg_b_uri(call: Call, host: str, port: int, transport: str) -> object:
     """
     plan = call.plan
     original = call.a_request.uri
+    if plan.target_uri is not None:  # a callback: the caller's own Contact
+        return parse_uri(plan.target_uri)
     if plan.emergency is not None and plan.emergency.number.startswith("urn:"):
         return parse_uri(plan.emergency.number)
     if plan.emergency is not None and plan.emergency.reason == "dial-mask":
@@ -788,6 +863,13 @@ def _leg_b_uri(call: Call, host: str, port: int, transport: str) -> object:
     scheme = "sips" if transport == "tls" else "sip"
     phone = ";user=phone" if number.lstrip("+").isdigit() else ""
     return parse_uri(f"{scheme}:{number}@{host_text}:{port}{phone}{suffix}")
+
+
+def _callback_token(request: Request) -> str | None:
+    uri = request.uri
+    if isinstance(uri, SipUri) and uri.user and uri.user.startswith(CALLBACK_PREFIX):
+        return uri.user
+    return None
 
 
 def _route_info(call: Call, trunk: Trunk) -> str:
@@ -824,6 +906,13 @@ def _stop(attempt: Attempt) -> None:
     if attempt.timer is not None:
         attempt.timer.cancel()
         attempt.timer = None
+
+
+def _stop_all(attempt: Attempt) -> None:
+    _stop(attempt)
+    if attempt.timer_c is not None:
+        attempt.timer_c.cancel()
+        attempt.timer_c = None
 
 
 def _ignore(event: Event) -> None:

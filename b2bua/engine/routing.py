@@ -56,6 +56,7 @@ class RoutePlan:
     reject: tuple[int, str] | None = None  # refuse the call: (status, reason), e.g. CAC `block`
     targets: list[Target] = field(default_factory=list)  # parallel to `trunks`
     passed_over: list[str] = field(default_factory=list)  # routes not usable, and why
+    target_uri: str | None = None  # leg B's Request-URI when it is not made from the dialled number (callbacks)
 
     def target(self, index: int) -> Target:
         if index < len(self.targets):
@@ -216,36 +217,43 @@ def plan_route(
 def _plan_groups(config: B2buaConfig, groups: list[str], health: Mapping[str, bool], turn: int,
                  site: Site | None, context: SiteContext | None, *, emergency: bool) -> RoutePlan:
     """Targets of each group in turn, each checked against link state and CAC."""
-    targets: list[Target] = []
     passed_over: list[str] = []
     skipped: list[str] = []
     first_group: TrunkGroup | None = None
+    in_order: list[tuple[TrunkGroup, Trunk]] = []
     for name in groups:
         group = config.group_named(name)
         first_group = first_group or group
-        ordered = order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)
-        up = [trunk for trunk in ordered if health.get(trunk.name, True)]
-        down = [trunk for trunk in ordered if not health.get(trunk.name, True)]
-        skipped += [trunk.name for trunk in down]
-        # Known-down trunks of an emergency call are tried last, never dropped.
-        for trunk in up + (down if emergency else []):
-            target, refusal = _target(config, group, trunk, site, context, emergency,
-                                      pstn_reason="; ".join(passed_over) or None)
-            if refusal is not None:
-                if refusal.startswith("block:"):
-                    return RoutePlan(None, group, [], f"{name}: {refusal}", skipped, site=_name(site),
-                                     reject=(503, refusal.removeprefix("block: ")))
-                if refusal not in passed_over:
-                    passed_over.append(refusal)
-                continue
-            targets.append(target)
+        in_order += [(group, trunk) for trunk in order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn)]
+    healthy = [index for index, (_, trunk) in enumerate(in_order) if health.get(trunk.name, True)]
+    sick = [index for index, (_, trunk) in enumerate(in_order) if not health.get(trunk.name, True)]
+    skipped += [in_order[index][1].name for index in sick]
+    # Checked in route order, so a PSTN target's reason names the routes before it...
+    usable: dict[int, Target] = {}
+    for index, (group, trunk) in enumerate(in_order):
+        if not emergency and index in sick:
+            continue  # an ordinary call never tries a known-down trunk
+        target, refusal = _target(config, group, trunk, site, context, emergency,
+                                  pstn_reason="; ".join(passed_over) or None)
+        if refusal is not None:
+            if refusal.startswith("block:"):
+                return RoutePlan(None, group, [], f"{group.name}: {refusal}", skipped, site=_name(site),
+                                 reject=(503, refusal.removeprefix("block: ")))
+            if refusal not in passed_over:
+                passed_over.append(refusal)
+            continue
+        usable[index] = target
+    # ...and tried healthy first: known-down trunks of an emergency call come last (after
+    # the healthy trunks of every route, so a branch whose ECRC trunks are probed down
+    # reaches its PSTN gateway without waiting out their fast failover), never dropped.
+    targets = [usable[index] for index in healthy + sick if index in usable]
     if emergency and not targets:
-        # Every route passed over (WAN down and no PSTN route): try the trunks anyway,
-        # in order; an emergency call is never refused by the B2BUA for its routing.
-        for name in groups:
-            group = config.group_named(name)
-            for trunk in order_trunks(group, [config.trunk_named(n) for n in group.trunks], turn):
-                targets.append(Target(trunk, name, None, (), "none", "; ".join(passed_over) or None))
+        # Every route passed over (WAN down or full, and no PSTN route): try the trunks
+        # anyway, in order; an emergency call is never refused by the B2BUA for its routing.
+        reason = "; ".join(passed_over) or None
+        for index in healthy + sick:
+            group, trunk = in_order[index]
+            targets.append(_fallback_target(group, trunk, site, context, reason))
     trunks = [target.trunk for target in targets]
     if not trunks and passed_over:
         return RoutePlan(None, first_group, [], f"{groups[0]}: {'; '.join(passed_over)}", skipped, site=_name(site),
@@ -283,6 +291,23 @@ def _target(config: B2buaConfig, group: TrunkGroup, trunk: Trunk, site: Site | N
     if site.cac_emergency_policy == "exempt":
         return Target(trunk, group.name, host.name, links, "over-limit", pstn_reason), None
     return None, why
+
+
+def _fallback_target(group: TrunkGroup, trunk: Trunk, site: Site | None, context: SiteContext | None,
+                     pstn_reason: str | None) -> Target:
+    """A trunk tried although its route was passed over. When the call still crosses WAN
+    links to reach it, it is counted on them (over the limit when they are full), so that
+    the ledger keeps seeing it and ordinary calls are not admitted past the limit."""
+    if site is None or context is None:
+        return Target(trunk, group.name, None, (), "none", pstn_reason)
+    sites = context.sites
+    host = sites.site_named(trunk.site) if trunk.site else sites.host_of(group.name)
+    path = sites.path(site, host) if host is not None else None
+    if not path:
+        return Target(trunk, group.name, host.name if host else None, (), "none", pstn_reason)
+    links = tuple(link.name for link in path)
+    fits = context.cac.check(list(links), context.kbps).fits
+    return Target(trunk, group.name, host.name, links, "counted" if fits else "over-limit", pstn_reason)
 
 
 def _emergency_of(config: B2buaConfig, site: Site | None) -> Emergency:

@@ -24,6 +24,7 @@ from .topology import host_spec
 SIP_PORT = 5060
 ECRC_HTTP_PORT = 8070
 PSTN_HTTP_PORT = 8080
+ADMIN_PORT = 8060
 WAN_LINK = "wan-branch"
 
 
@@ -43,6 +44,9 @@ class Variant:
     probe_successes_to_up: int = 2
     sites: bool = True
     route_annotation: bool = True  # E911-Route-Info on leg B: records say site, links, PSTN reason
+    # The B2BUA's admin API on 198.18.0.20:8060. Off: `b2bua run` with `admin` set fails at
+    # start for now (b2bua/runner.py: its serve(config) shadows the imported HTTP serve()).
+    admin: bool = False
     log_level: str = "info"
     extra: dict = field(default_factory=dict)  # top-level tables merged in last
 
@@ -91,6 +95,8 @@ def b2bua_config(run_dir: Path, variant: Variant = Variant()) -> dict:
                        "timeout_s": variant.probe_timeout_s, "failures_to_down": variant.probe_failures_to_down,
                        "successes_to_up": variant.probe_successes_to_up}},
         ]
+    if variant.admin:
+        config["admin"] = f"{b2bua}:{ADMIN_PORT}"  # GET /links, /trunks; `b2bua link NAME down --admin ...`
     config.update(variant.extra)
     return config
 

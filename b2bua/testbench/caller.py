@@ -74,11 +74,13 @@ def parse_target(text: str, transport: str = "udp") -> Peer:
 
 
 def check_destination(to: str) -> str:
-    """What may be dialled: digits (`911`, `933`, `+12025550100`) or a URN (`urn:service:sos`)."""
+    """What may be dialled: digits (`911`, `933`, `+12025550100`), a URN (`urn:service:sos`),
+    or a SIP user part such as a B2BUA callback Contact's `cb-...` (a PSAP calling back)."""
     text = to.strip()
-    if re.fullmatch(r"\+?[0-9*#]{1,32}", text) or re.fullmatch(r"urn:[A-Za-z0-9][A-Za-z0-9.:_-]*", text):
+    if (re.fullmatch(r"\+?[0-9*#]{1,32}", text) or re.fullmatch(r"urn:[A-Za-z0-9][A-Za-z0-9.:_-]*", text)
+            or re.fullmatch(r"[A-Za-z][A-Za-z0-9._~-]{0,63}", text)):
         return text
-    raise CallerError(f"--to {to!r} is neither a number (911, 933) nor a URN (urn:service:sos)")
+    raise CallerError(f"--to {to!r} is neither a number (911, 933), a URN (urn:service:sos) nor a user name")
 
 
 @dataclass
@@ -379,6 +381,8 @@ class Caller:
         self.host = host
         self.stack = _CallerStack(self, tls_peers=lambda peer: policy, user_agent=user_agent, timers=timers)
         self._calls: dict[tuple[str, str], _LiveCall] = {}
+        self.callbacks: list[Request] = []  # PSAP callbacks this caller answered (RFC 6881 ED-63)
+        self.callback_received = asyncio.Event()
         self._counter = 0
         self._started = False
 
@@ -552,6 +556,20 @@ class Caller:
         host, port = self.stack.local_address(transport)
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    def _answer_callback(self, request: Request, transaction: ServerTransaction, peer: Peer) -> None:
+        """A call to us: a PSAP calling back after an emergency call. A phone that just
+        called 911 answers it (RFC 6881 ED-65: callbacks bypass call screening)."""
+        tag = new_tag()
+        host, _ = self.stack.local_address(peer.transport)
+        response = make_response(request, 200, to_tag=tag)
+        response.headers.add("Contact", f"<{self.stack.contact_uri(peer.transport)}>")
+        response.headers.add("Content-Type", "application/sdp")
+        response.body = sdp.answer(sdp.sdp_of(request), host, 40000)
+        self._calls[(request.call_id, tag)] = _LiveCall(Dialog.for_uas(request, tag), peer, asyncio.Event())
+        self.callbacks.append(request)
+        self.callback_received.set()
+        self.stack.respond(transaction, response)
+
     # -- Core callbacks (what the far end sends us) ------------------------------------------------
     def on_request(self, request: Request, transaction: ServerTransaction | None, peer: Peer | None) -> None:
         if request.method == "ACK" or transaction is None:
@@ -561,6 +579,9 @@ class Caller:
             response = make_response(request, 200, to_tag=new_tag())
             response.headers.add("Allow", ALLOW)
             self.stack.respond(transaction, response)
+            return
+        if live is None and request.method == "INVITE" and request.to.tag is None and peer is not None:
+            self._answer_callback(request, transaction, peer)
             return
         if live is None:
             self.stack.respond(transaction, make_response(request, 481 if request.to.tag else 405, to_tag=new_tag()))

@@ -8,6 +8,8 @@ From `configs/lab.toml` (see the drawing at its top) one process starts:
         (keep-geolocation, drop-header, drop-part-headers, stale-content-length, keep-multipart)
     primary ECRC 127.0.0.1:5070 (HTTP API 127.0.0.1:8070), secondary ECRC 5072 (8072)
     branch PSTN gateway 127.0.0.1:5080 (HTTP API 127.0.0.1:8080)
+    branch ELIN gateway 127.0.0.1:5082 (HTTP API 127.0.0.1:8082), when a site has one
+    the B2BUA's admin API http://127.0.0.1:8060 (links, trunks, calls), when configured
 
 and then runs the scenario matrix (`scenarios.py`) with the caller, prints a table, writes
 `lab-report.json` and `lab-report.html`, and exits 0 only when every scenario met its
@@ -26,9 +28,16 @@ non-certified profile with only `strip_variant` changed.
 Roles are read from the configuration, not from names: the certified profile is the first
 with location policy `pass`, the non-certified one the first with `strip`; primary and
 secondary ECRC are the first two trunks of the emergency trunk group; the PSTN gateway is
-the first trunk of kind `pstn`. An optional `[lab]` table may set `http_ports`
-(`{primary = 8070, secondary = 8072, pstn = 8080}`) and `variant_ports`
-(`{keep-geolocation = 5063, ...}`).
+the first trunk of kind `pstn` that is not an ELIN gateway; the ELIN gateway is the first
+trunk of kind `pstn` in a trunk group of a site with `elin_gateway = true`. An optional
+`[lab]` table may set `http_ports` (`{primary = 8070, secondary = 8072, pstn = 8080,
+elin = 8082}`) and `variant_ports` (`{keep-geolocation = 5063, ...}`).
+
+Sites (`[[site]]`, `[[link]]`): the branch scenarios find their branch by what it is
+(`branch_roles`): `wan` a branch whose emergency routes end at a plain PSTN gateway,
+`elin` a branch with an ELIN gateway, `block` / `pstn` / `exempt` a branch with that CAC
+emergency policy and a link with a call limit. Calls from a branch are placed from its
+first `members.sources` address (a loopback address such as 127.0.0.11).
 """
 
 from __future__ import annotations
@@ -56,7 +65,8 @@ log = structlog.get_logger("b2bua.lab")
 
 LAB_CONFIG = "configs/lab.toml"
 VARIANTS = ("keep-geolocation", "drop-header", "drop-part-headers", "stale-content-length", "keep-multipart")
-DEFAULT_HTTP_PORTS = {"primary": 8070, "secondary": 8072, "pstn": 8080}
+DEFAULT_HTTP_PORTS = {"primary": 8070, "secondary": 8072, "pstn": 8080, "elin": 8082}
+DEFAULT_ADMIN_PORT = 8060
 DEFAULT_VARIANT_PORTS = dict(zip(VARIANTS, range(5063, 5068)))
 LAB_DB = "lab-ecrc.sqlite"
 LAB_PSTN_DB = "lab-pstn.sqlite"
@@ -101,6 +111,8 @@ class LabRoles:
     primary_name: str
     secondary_name: str
     pstn_name: str | None
+    elin: int | None = None
+    elin_name: str | None = None
 
     @classmethod
     def of(cls, data: dict) -> LabRoles:
@@ -120,9 +132,15 @@ class LabRoles:
         index = {trunk.get("name"): i for i, trunk in enumerate(trunks)}
         if names[0] not in index or names[1] not in index:
             raise LabError(f"emergency trunks {names[:2]} are not defined trunks")
-        pstn = next((i for i, trunk in enumerate(trunks) if trunk.get("kind") == "pstn"), None)
+        elin_groups = {name for site in data.get("site") or [] if site.get("elin_gateway")
+                       for name in site.get("trunk_groups") or []}
+        elin_trunks = [name for group in elin_groups for name in (groups.get(group) or {}).get("trunks") or []]
+        elin = next((i for i, trunk in enumerate(trunks) if trunk.get("kind") == "pstn"
+                     and trunk.get("name") in elin_trunks), None)
+        pstn = next((i for i, trunk in enumerate(trunks) if trunk.get("kind") == "pstn" and i != elin), None)
         return cls(certified, noncertified, index[names[0]], index[names[1]], pstn, names[0], names[1],
-                   trunks[pstn]["name"] if pstn is not None else None)
+                   trunks[pstn]["name"] if pstn is not None else None,
+                   elin, trunks[elin]["name"] if elin is not None else None)
 
 
 @dataclass
@@ -140,6 +158,9 @@ class LabPorts:
     secondary_http: int = 8072
     pstn_http: int = 8080
     variants: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_VARIANT_PORTS))
+    elin: int = 5082
+    elin_http: int = 8082
+    admin: int = DEFAULT_ADMIN_PORT
 
     @classmethod
     def fixed(cls, data: dict) -> LabPorts:
@@ -167,6 +188,9 @@ class LabPorts:
             pstn=parse_host_port(trunks[roles.pstn]["address"], 5060).port if roles.pstn is not None else 5080,
             primary_http=int(http["primary"]), secondary_http=int(http["secondary"]), pstn_http=int(http["pstn"]),
             variants={name: int(variants[name]) for name in VARIANTS},
+            elin=parse_host_port(trunks[roles.elin]["address"], 5060).port if roles.elin is not None else 5082,
+            elin_http=int(http["elin"]),
+            admin=parse_host_port(data["admin"], allow_zero=True).port if data.get("admin") else DEFAULT_ADMIN_PORT,
         )
 
     @classmethod
@@ -183,8 +207,9 @@ class LabPorts:
                     return port
             raise OSError("no free loopback port")
 
-        return cls(pick(), pick(), pick(), pick(), pick(), pick(), pick(), pick(), pick(),
-                   {name: pick() for name in VARIANTS})
+        return cls(certified=pick(), certified_tls=pick(), noncertified=pick(), primary=pick(), secondary=pick(),
+                   pstn=pick(), primary_http=pick(), secondary_http=pick(), pstn_http=pick(),
+                   variants={name: pick() for name in VARIANTS}, elin=pick(), elin_http=pick(), admin=pick())
 
     def all(self) -> dict[str, int]:
         ports = {key: value for key, value in vars(self).items() if key != "variants"}
@@ -234,6 +259,10 @@ def lab_config(data: dict, ports: LabPorts, *, workdir: Path | None = None,
     trunks[roles.secondary]["address"] = _with_address_port(trunks[roles.secondary]["address"], ports.secondary)
     if roles.pstn is not None:
         trunks[roles.pstn]["address"] = _with_address_port(trunks[roles.pstn]["address"], ports.pstn)
+    if roles.elin is not None:
+        trunks[roles.elin]["address"] = _with_address_port(trunks[roles.elin]["address"], ports.elin)
+    if data.get("admin"):
+        data["admin"] = _with_address_port(data["admin"], ports.admin)
     if files_in_workdir and workdir is not None:
         node = data.setdefault("node", {})
         node["cdr_path"] = str(workdir / "lab-cdr.jsonl")
@@ -242,6 +271,53 @@ def lab_config(data: dict, ports: LabPorts, *, workdir: Path | None = None,
         tls["key_file"] = str(workdir / "tls" / "lab-key.pem")
         tls["self_signed_if_missing"] = True
     return config_from_dict(data, "lab configuration")
+
+
+# -- branch sites -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BranchRole:
+    """A branch site a scenario calls from: where its phones are and what its WAN is."""
+
+    site: str
+    source: str  # the address its calls are placed from
+    links: tuple[str, ...]  # the WAN links from it to the site hosting its first emergency route
+    policy: str  # its CAC emergency policy
+    pstn_trunk: str | None  # the PSTN gateway of its last emergency route, if any
+    max_calls: int | None  # the smallest call limit on those links
+
+
+def branch_roles(config: B2buaConfig) -> dict[str, BranchRole]:
+    """`wan`, `elin`, `block`, `pstn`, `exempt` -> the first branch site that can play it
+    (see the module docstring); a role no site can play is missing."""
+    import ipaddress
+
+    from ..engine.sites import SiteMap
+
+    sites = SiteMap.of(config)
+    found: dict[str, BranchRole] = {}
+    for site in config.site:
+        if not site.emergency_routes or not site.members.sources:
+            continue
+        host = sites.host_of(site.emergency_routes[0])
+        path = sites.path(site, host) if host is not None else None
+        if not path:
+            continue  # not a branch: its emergency trunks are local
+        network = ipaddress.ip_network(site.members.sources[0], strict=False)
+        source = str(network.network_address if network.num_addresses == 1 else next(network.hosts()))
+        pstn = None
+        if len(site.emergency_routes) > 1:
+            last = config.group_named(site.emergency_routes[-1])
+            pstn = next((name for name in last.trunks if config.trunk_named(name).kind == "pstn"), None)
+        limits = [link.max_calls for link in path if link.max_calls is not None]
+        role = BranchRole(site.name, source, tuple(link.name for link in path), site.cac_emergency_policy, pstn,
+                          min(limits) if limits else None)
+        if pstn is not None:
+            found.setdefault("elin" if site.elin_gateway else "wan", role)
+        if role.max_calls is not None:
+            found.setdefault(site.cac_emergency_policy, role)
+    return found
 
 
 # -- the running lab -------------------------------------------------------------------------------
@@ -358,10 +434,12 @@ class Lab:
         self.pstn_db_path = self.db_path.with_name(LAB_PSTN_DB)
         self.b2bua: RunningB2bua | None = None
         self.store = None
-        self.pstn_store = None
+        self.pstn_store = None  # the PSTN and ELIN gateways share it
         self.primary = None
         self.secondary = None
         self.pstn = None
+        self.elin = None
+        self.branches = branch_roles(self.config)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> Lab:
@@ -388,6 +466,13 @@ class Lab:
                 self.pstn_store = CallStore(self.pstn_db_path)
                 self.pstn = await start(PstnGateway(self.roles.pstn_name, self.pstn_store, test_numbers=test_numbers),
                                         self.pstn_store, self.ports.pstn, self.ports.pstn_http)
+            if self.roles.elin_name is not None:
+                from .pstn import PstnGateway
+
+                self.pstn_store = self.pstn_store or CallStore(self.pstn_db_path)
+                self.elin = await start(PstnGateway(self.roles.elin_name, self.pstn_store, elin_gateway=True,
+                                                    test_numbers=test_numbers),
+                                        self.pstn_store, self.ports.elin, self.ports.elin_http)
             self.b2bua = RunningB2bua(self.config)
             await self.b2bua.start(probe=self.probe)
         except BaseException:
@@ -405,7 +490,7 @@ class Lab:
         if self.b2bua is not None:
             await self.b2bua.stop("lab stopping")
             self.b2bua.node.node.cdr.close()
-        for name in ("primary", "secondary", "pstn"):
+        for name in ("primary", "secondary", "pstn", "elin"):
             running = getattr(self, name)
             if running is not None:
                 await running.close()
@@ -427,14 +512,14 @@ class Lab:
     # -- where things are ---------------------------------------------------------------------
     def address(self, role: str = "certified", transport: str = "udp") -> Peer:
         """`certified`, `noncertified`, a strip variant (`drop-header` ...), `primary`,
-        `secondary`, `pstn` -> the Peer to send to."""
+        `secondary`, `pstn`, `elin` -> the Peer to send to."""
         if role == "certified":
             port = self.ports.certified_tls if transport == "tls" else self.ports.certified
         elif role == "noncertified":
             port = self.ports.noncertified
         elif role in self.ports.variants:
             port = self.ports.variants[role]
-        elif role in ("primary", "secondary", "pstn"):
+        elif role in ("primary", "secondary", "pstn", "elin"):
             port = getattr(self.ports, role)
         else:
             raise KeyError(f"no lab role {role!r}")
@@ -449,11 +534,19 @@ class Lab:
         return base if role == "noncertified" else f"{base}-{role}"
 
     def ecrc(self, role: str):  # noqa: ANN201 - RunningUas
-        return {"primary": self.primary, "secondary": self.secondary, "pstn": self.pstn}[role]
+        return {"primary": self.primary, "secondary": self.secondary, "pstn": self.pstn, "elin": self.elin}[role]
 
     def trunk(self, role: str):  # noqa: ANN201 - config.Trunk
         name = {"primary": self.roles.primary_name, "secondary": self.roles.secondary_name}[role]
         return self.config.trunk_named(name)
+
+    @property
+    def admin_url(self) -> str | None:
+        """The B2BUA's admin API (None when the configuration has none)."""
+        node = self.node
+        if node is None or node.admin is None:
+            return None
+        return node.admin.url
 
     @property
     def tls_ca_file(self) -> str | None:
@@ -475,7 +568,22 @@ class Lab:
         if self.roles.pstn_name is not None:
             rows.append((f"PSTN gateway {self.roles.pstn_name}",
                          f"udp/tcp 127.0.0.1:{ports.pstn}, http://127.0.0.1:{ports.pstn_http}"))
+        if self.roles.elin_name is not None:
+            rows.append((f"ELIN gateway {self.roles.elin_name}",
+                         f"udp/tcp 127.0.0.1:{ports.elin}, http://127.0.0.1:{ports.elin_http}"))
+        if self.config.admin is not None:
+            rows.append(("B2BUA admin API (links, trunks, calls)", f"http://{self.config.admin}"))
+        for site in self.config.site:
+            links = [f"{link.name} (" + (f"{link.max_calls} call(s)" if link.max_calls is not None else "no limit") + ")"
+                     for link in self.config.link if link.sites[0] == site.name]  # a branch names itself first
+            routes = " then ".join(site.emergency_routes or [self.config.emergency.trunk_group])
+            where = f"callers {', '.join(site.members.sources) or '-'}; 911 -> {routes}"
+            if links:
+                where += f"; links {', '.join(links)}; CAC policy {site.cac_emergency_policy}"
+            rows.append((f"site {site.name}", where))
         rows.append(("ECRC call records (SQLite)", str(self.db_path)))
+        if self.roles.pstn_name is not None or self.roles.elin_name is not None:
+            rows.append(("PSTN/ELIN gateway call records (SQLite)", str(self.pstn_db_path)))
         if self.config.node.cdr_path:
             rows.append(("B2BUA CDRs", str(self.config.node.cdr_path)))
         if self.tls_ca_file:
@@ -498,10 +606,15 @@ class Lab:
         return await self.b2bua.cdr_for(a_call_id, timeout)
 
     def records_for(self, cdr: dict | None) -> list[dict]:
-        """What the ECRCs recorded of one call (leg B's Call-ID is in the CDR), oldest first."""
+        """What the ECRCs and the PSTN gateways recorded of one call (leg B's Call-ID is in
+        the CDR), oldest first."""
         if not cdr or not cdr.get("b_call_id") or self.store is None:
             return []
-        return list(reversed(self.store.list(call_id=cdr["b_call_id"], limit=None)))
+        records = list(reversed(self.store.list(call_id=cdr["b_call_id"], limit=None)))
+        if self.pstn_store is not None:
+            records += reversed(self.pstn_store.list(call_id=cdr["b_call_id"], limit=None))
+            records.sort(key=lambda record: record.get("arrived_at") or "")
+        return records
 
     async def records_of(self, outcome: Any) -> list[dict]:
         """What the ECRCs recorded of a call the caller placed (a `CallOutcome`)."""

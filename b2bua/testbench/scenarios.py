@@ -11,6 +11,12 @@ the caller saw (final status, time to answer).
     5  round-robin pair (922 + Priority: emergency): calls alternate over both ECRCs
     6  the Lync-style INVITE with Microsoft's quirks passes and validates with warnings only
     7  933 test call answered with the read-back
+    8  sites: a branch's WAN link down (admin API) -> its local PSTN gateway, location lost;
+       the same with an ELIN gateway (caller id = ELIN; a callback to the ELIN is redirected
+       to the B2BUA's callback Contact, which rings the branch phone);
+       the link restored -> back to the SIP trunk with location
+    9  CAC: one call held on a branch's one-call link fills it; the next 911 call from that
+       branch is refused (block), re-routed to PSTN (pstn) or admitted over the limit (exempt)
 
 The checks (`record_problems`) are plain functions returning what is wrong, so the pytest
 plugin's assertion helpers use the very same rules.
@@ -26,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from ..sip import SipUri, parse_uri
 from .caller import DEFAULT_CALLER, Caller, CallOutcome, CallSpec
 
 log = structlog.get_logger("b2bua.lab")
@@ -199,11 +206,28 @@ class ScenarioRun:
         self.problems: list[str] = []
         self.notes: list[str] = []
         self.recorded_override: str | None = None
+        self._callers: dict[str, Caller] = {}  # source address -> a caller bound there (branch phones)
+
+    async def caller_at(self, source: str | None) -> Caller:
+        """The caller placing calls from `source` (a branch's address); the lab's own caller
+        when None."""
+        if source is None:
+            return self.caller
+        if source not in self._callers:
+            self._callers[source] = await Caller(host=source).start()
+        return self._callers[source]
+
+    async def close(self) -> None:
+        for caller in self._callers.values():
+            await caller.close()
+        self._callers.clear()
 
     async def call(self, role: str = "certified", *, transport: str = "udp", style: str = "rfc", to: str = "911",
-                   pidf: bytes | str | None = "sample", answer_timeout_s: float = 20.0) -> PlacedCall:
-        spec = CallSpec(to=to, style=style, pidf=pidf, answer_timeout_s=answer_timeout_s)
-        outcome = await self.caller.call(self.lab.address(role, transport), spec)
+                   pidf: bytes | str | None = "sample", answer_timeout_s: float = 20.0, source: str | None = None,
+                   hold_s: float = 0.0) -> PlacedCall:
+        spec = CallSpec(to=to, style=style, pidf=pidf, answer_timeout_s=answer_timeout_s, hold_s=hold_s)
+        caller = await self.caller_at(source)
+        outcome = await caller.call(self.lab.address(role, transport), spec)
         cdr = await self.lab.cdr_for(outcome.call_id)
         placed = PlacedCall(role, self.lab.profile_of(role), outcome, cdr, self.lab.records_for(cdr))
         self.calls.append(placed)
@@ -401,6 +425,254 @@ async def _test_call(ctx: ScenarioRun) -> None:
                       readback_contains=(DEFAULT_CALLER, "3910 163rd Ave NE, Redmond WA 98052"))
 
 
+# -- sites, WAN links and CAC (8, 9) -----------------------------------------------------------------
+#
+# Link state changes go through the B2BUA's admin API (PUT /links/{name}), as an operator's
+# `b2bua link NAME down` would, or through the node's SiteMap when the configuration has
+# no admin API. CAC-full is real occupancy: a first call from the branch is answered and
+# held (the caller stays in it) on a link that admits one call; the next 911 call from the
+# same branch meets the full link.
+
+HOLD_S = 1.5  # how long the call filling a link stays up
+USAGE_WAIT_S = 5.0
+
+
+class MissingBranch(Exception):
+    """The lab configuration has no branch site for a scenario (reported as its problem)."""
+
+
+def _branch(ctx: ScenarioRun, role: str) -> Any:
+    branch = ctx.lab.branches.get(role)
+    if branch is None:
+        what = {"wan": "whose emergency routes end at a plain PSTN gateway", "elin": "with an ELIN gateway",
+                }.get(role, f"with CAC emergency policy {role!r} and a link with max_calls")
+        raise MissingBranch(f"the lab configuration has no branch site {what} ([[site]], [[link]])")
+    return branch
+
+
+async def _admin(lab: Any, method: str, path: str, body: dict | None = None) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.request(method, f"{lab.admin_url}{path}", json=body) as reply:
+            if reply.status != 200:
+                raise RuntimeError(f"{method} {path}: HTTP {reply.status} {await reply.text()}")
+            return await reply.json()
+
+
+async def set_link(lab: Any, name: str, state: str) -> str:
+    """Put a WAN link up or down as an operator does; returns how ("admin API" or "SiteMap")."""
+    if lab.admin_url is not None:
+        view = await _admin(lab, "PUT", f"/links/{name}", {"state": state})
+        if view.get("state") != state:
+            raise RuntimeError(f"PUT /links/{name} {state}: the link is {view.get('state')} (set by {view.get('set_by')})")
+        return "admin API"
+    lab.node.node.sites.links[name].set(state == "up", "admin", time.time())
+    return "SiteMap"
+
+
+async def link_usage(lab: Any, name: str) -> dict:
+    """The link's CAC usage (GET /links/{name}, else the node's ledger)."""
+    if lab.admin_url is not None:
+        return (await _admin(lab, "GET", f"/links/{name}"))["cac"]
+    return lab.node.node.cac.snapshot(name)
+
+
+async def _wait_usage(lab: Any, name: str, calls: int, timeout_s: float = USAGE_WAIT_S) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        usage = await link_usage(lab, name)
+        if usage["calls"] == calls or time.monotonic() >= deadline:
+            return usage
+        await asyncio.sleep(0.05)
+
+
+def _pstn_text(record: dict) -> str:
+    caller_id = record.get("pstn_caller_id")
+    elin = f"ELIN {caller_id} (caller {record.get('original_caller')})" if record.get("elin") else f"caller id {caller_id}"
+    return (f"{record.get('ecrc')}: {elin}, no location ({record.get('verdict')}), site {record.get('site')}, "
+            f"pstn_reason \"{record.get('pstn_reason')}\"")
+
+
+def _route_text(record: dict) -> str:
+    links = ",".join(record.get("links") or []) or "no link"
+    return f"site {record.get('site')}, {links}, cac {record.get('cac')}"
+
+
+def _expect_pstn(ctx: ScenarioRun, call: PlacedCall, branch: Any, reason: str, *, elin: bool = False) -> dict | None:
+    """The call went to the branch's PSTN gateway, and the location stayed behind."""
+    ctx.expect_answered(call, by=branch.pstn_trunk)
+    ctx.expect(all(r.get("ecrc") == branch.pstn_trunk for r in call.records),
+               f"recorded by {[r.get('ecrc') for r in call.records]}, expected only {branch.pstn_trunk}")
+    record = call.answering_record
+    if not ctx.expect(record is not None and record.get("ecrc") == branch.pstn_trunk,
+                      f"the PSTN gateway {branch.pstn_trunk} recorded no call"):
+        return None
+    ctx.expect(record.get("location") is None and record.get("address") is None,
+               "a location crossed the PSTN gateway, expected none")
+    ctx.expect(bool(record.get("pidf_received")), "the gateway got no PIDF-LO on its SIP side (the caller sent one)")
+    ctx.expect(record.get("site") == branch.site, f"recorded site {record.get('site')}, expected {branch.site}")
+    ctx.expect(record.get("pstn_reason") == reason, f"pstn_reason {record.get('pstn_reason')!r}, expected {reason!r}")
+    if elin:
+        ctx.expect(record.get("verdict") == "elin_only" and record.get("disposition") == "routable_by_elin",
+                   f"{record.get('verdict')}/{record.get('disposition')}, expected elin_only/routable_by_elin")
+        candidates = record.get("elin_candidates") or []
+        ctx.expect(bool(candidates) and record.get("pstn_caller_id") == record.get("elin") == candidates[0],
+                   f"caller id {record.get('pstn_caller_id')}, expected the first ELIN of {candidates}")
+    else:
+        ctx.expect(record.get("verdict") == NO_LOCATION and record.get("disposition") == MUST_ASK,
+                   f"{record.get('verdict')}/{record.get('disposition')}, expected {NO_LOCATION}/{MUST_ASK}")
+        ctx.expect(record.get("pstn_caller_id") == record.get("original_caller") == DEFAULT_CALLER,
+                   f"caller id {record.get('pstn_caller_id')}, expected the caller's own {DEFAULT_CALLER}")
+    cdr = call.cdr or {}
+    ctx.expect(cdr.get("pstn_reason") == reason and reason in (cdr.get("routes_passed_over") or []),
+               f"CDR pstn_reason {cdr.get('pstn_reason')!r} / passed over {cdr.get('routes_passed_over')}")
+    return record
+
+
+def _expect_trunk_with_location(ctx: ScenarioRun, call: PlacedCall, branch: Any, cac: str) -> dict | None:
+    primary = ctx.lab.roles.primary_name
+    ctx.expect_answered(call, by=primary)
+    record = ctx.expect_record(call, ecrc=primary, location="byte-exact", verdict=VALID, disposition=ROUTABLE)
+    if record is not None:
+        ctx.expect((record.get("site"), tuple(record.get("links") or ()), record.get("cac"), record.get("pstn_reason"))
+                   == (branch.site, branch.links, cac, None),
+                   f"route info {_route_text(record)} (pstn_reason {record.get('pstn_reason')!r}), "
+                   f"expected site {branch.site}, {','.join(branch.links)}, cac {cac}")
+    return record
+
+
+async def _wan_down(ctx: ScenarioRun) -> None:
+    branch = _branch(ctx, "wan")
+    link = branch.links[0]
+    how = await set_link(ctx.lab, link, "down")
+    try:
+        call = await ctx.call("certified", source=branch.source)
+    finally:
+        await set_link(ctx.lab, link, "up")
+    record = _expect_pstn(ctx, call, branch, f"wan down: {link}")
+    ctx.notes.append(f"{link} put down through the {how}, 911 placed from {branch.site} ({branch.source})")
+    if record is not None:
+        ctx.recorded_override = _pstn_text(record)
+
+
+async def _wan_down_elin(ctx: ScenarioRun) -> None:
+    branch = _branch(ctx, "elin")
+    link = branch.links[0]
+    how = await set_link(ctx.lab, link, "down")
+    try:
+        call = await ctx.call("certified", style="lync", source=branch.source)  # Lync's PIDF-LO lists ELINs in NAM
+    finally:
+        await set_link(ctx.lab, link, "up")
+    record = _expect_pstn(ctx, call, branch, f"wan down: {link}", elin=True)
+    if record is None or not record.get("elin"):
+        return
+    # The PSAP calls the ELIN back (after the call, within the gateway's callback window):
+    # the gateway redirects it (302) to the Contact the emergency call came from.
+    elin = record["elin"]
+    gateway = ctx.lab.ecrc("elin").uas
+    back = await ctx.caller.call(ctx.lab.address("elin"), CallSpec(to=elin, pidf=None, answer_timeout_s=5.0))
+    contacts = back.response.contact if back.response is not None and back.status == 302 else []
+    contact = str(contacts[0].uri) if contacts else None
+    entry = gateway.elin_table.get(elin)
+    leg_b_contact = str(record.get("contact") or "").strip().removeprefix("<").split(">", 1)[0]
+    ctx.expect(back.status == 302, f"callback to ELIN {elin}: {back.status} {back.reason}, expected 302")
+    ctx.expect(entry is not None and contact == entry.caller_contact == leg_b_contact,
+               f"callback redirected to {contact}, expected the emergency call's Contact {leg_b_contact}")
+    ctx.expect(entry is not None and entry.caller_uri == f"sip:{DEFAULT_CALLER}@{CallSpec().domain}",
+               f"the ELIN maps to {entry.caller_uri if entry else None}, expected the caller's AoR")
+    # The PSAP follows the redirect to the B2BUA's callback Contact; the B2BUA rings the
+    # branch phone that made the emergency call (RFC 6881 ED-63..65).
+    phone = await ctx.caller_at(branch.source)
+    phone.callback_received.clear()
+    answered = None
+    if contact is not None and back.status == 302:
+        token_uri = parse_uri(contact)
+        token = token_uri.user if isinstance(token_uri, SipUri) else None
+        ctx.expect(bool(token) and token.startswith("cb-"), f"302 Contact {contact} is not a B2BUA callback Contact")
+        answered = await ctx.caller.call(ctx.lab.address("certified"),
+                                         CallSpec(to=token or "", pidf=None, answer_timeout_s=5.0))
+        ctx.expect(answered.status == 200, f"callback through the B2BUA: {answered.status} {answered.reason}, "
+                                           "expected 200 from the branch phone")
+        try:
+            await asyncio.wait_for(phone.callback_received.wait(), 2.0)
+        except asyncio.TimeoutError:
+            ctx.expect(False, f"the branch phone at {branch.source} was not rung by the callback")
+    ctx.notes.append(f"{link} put down through the {how}; callback INVITE to {elin} -> 302 Contact {contact}; "
+                     f"INVITE to that Contact rang the branch phone ({len(phone.callbacks)} callback)")
+    status = answered.status if answered is not None else None
+    ctx.recorded_override = (_pstn_text(record) + f"; callback to {elin}: {back.status} -> {contact}"
+                             f" -> branch phone answered {status}")
+
+
+async def _wan_restored(ctx: ScenarioRun) -> None:
+    branch = _branch(ctx, "wan")
+    link = branch.links[0]
+    await set_link(ctx.lab, link, "down")
+    try:
+        down = await ctx.call("certified", source=branch.source)
+    finally:
+        await set_link(ctx.lab, link, "up")
+    restored = await ctx.call("certified", source=branch.source)
+    _expect_pstn(ctx, down, branch, f"wan down: {link}")
+    record = _expect_trunk_with_location(ctx, restored, branch, "counted")
+    if record is not None:
+        ctx.recorded_override = (f"link down: {down.answering_record.get('ecrc') if down.answering_record else 'nothing'}"
+                                 f", no location; link up: {record_text(record, restored.outcome)}, {_route_text(record)}")
+
+
+def _cac_full(policy: str) -> ScenarioFunction:
+    async def run(ctx: ScenarioRun) -> None:
+        branch = _branch(ctx, policy)
+        link = branch.links[0]
+        limit = branch.max_calls
+        if not ctx.expect(limit == 1, f"{link} admits {limit} calls; the scenario fills a one-call link"):
+            return
+        holder = asyncio.create_task(ctx.call("certified", source=branch.source, hold_s=HOLD_S))
+        try:
+            held = await _wait_usage(ctx.lab, link, 1)
+            if not ctx.expect(held["calls"] == 1, f"the first call never held {link}: {held}"):
+                return
+            second = asyncio.create_task(ctx.call("certified", source=branch.source, hold_s=0.5))
+            expected = 2 if policy == "exempt" else 1
+            peak = await _wait_usage(ctx.lab, link, expected, 2.0)
+            call = await second
+        finally:
+            first = await holder
+        ctx.calls.sort(key=lambda placed: placed.outcome.started_at)  # in the order they were placed
+        after = await _wait_usage(ctx.lab, link, 0)
+        why = f"cac full: {link} calls 1/1"
+        _expect_trunk_with_location(ctx, first, branch, "counted")
+        record = None
+        if policy == "block":
+            outcome = call.outcome
+            reason = outcome.response.headers.get("Reason") if outcome.response is not None else None
+            ctx.expect(outcome.status == 503, f"second call: {outcome.status} {outcome.reason}, expected 503")
+            ctx.expect(reason == f'SIP;cause=503;text="{why}"', f"Reason {reason!r}, expected the CAC reason")
+            ctx.expect(not call.records and not (call.cdr or {}).get("attempts"),
+                       "the refused call reached a trunk")
+        elif policy == "pstn":
+            record = _expect_pstn(ctx, call, branch, why)
+        else:
+            record = _expect_trunk_with_location(ctx, call, branch, "over-limit")
+            ctx.expect((call.cdr or {}).get("cac") == "over-limit", f"CDR cac {(call.cdr or {}).get('cac')}")
+        ctx.expect((peak["calls"], peak["over_limit_calls"]) == ((2, 1) if policy == "exempt" else (1, 0)),
+                   f"{link} usage while both calls were up: {peak}")
+        ctx.expect((after["calls"], after["kbps"], after["over_limit_calls"]) == (0, 0, 0),
+                   f"{link} usage after both calls ended: {after} (a CAC slot leaked)")
+        ctx.notes.append(f"{link} filled by one held call ({HOLD_S:g} s) from {branch.site}; usage with the second "
+                         f"call up: {peak['calls']} call(s), {peak['over_limit_calls']} over the limit; after: "
+                         f"{after['calls']}")
+        if policy == "block":
+            ctx.recorded_override = (f"{ctx.lab.roles.primary_name}: the first call, PIDF = sent, cac counted; "
+                                     f"second call refused by the B2BUA: 503, Reason \"{why}\"; {link} back to 0")
+        elif record is not None:
+            second_text = _pstn_text(record) if policy == "pstn" else (
+                f"{record.get('ecrc')}: PIDF = sent, {_route_text(record)}")
+            ctx.recorded_override = f"first call: cac counted; second: {second_text}; {link} back to 0"
+    return run
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("1a-certified-rfc-udp", "certified SBC, RFC 6442 client, UDP",
              "200 by primary; PIDF byte-exact; location_by_value_valid; routable", _certified("udp", "rfc")),
@@ -436,6 +708,24 @@ SCENARIOS: tuple[Scenario, ...] = (
              "200 by primary; PIDF byte-exact; location_by_value_valid with warnings only (no E)", _lync),
     Scenario("7-test-call-933", "933 test call",
              "200; recorded as a test call; read-back of caller number and address", _test_call),
+    Scenario("8a-wan-down-pstn", "branch WAN link down (admin API): 911 from the branch",
+             "200 by the branch's PSTN gateway; location lost (none crosses the gateway); caller id = the caller's; "
+             "site recorded; pstn_reason \"wan down: <link>\"", _wan_down),
+    Scenario("8b-wan-down-elin", "branch WAN link down, ELIN gateway: Lync 911 from the branch",
+             "200 by the ELIN gateway; caller id = the first ELIN of the PIDF-LO's NAM; no location; elin_only; "
+             "a callback to the ELIN gets 302 to the B2BUA's callback Contact, which rings the branch phone", _wan_down_elin),
+    Scenario("8c-wan-restored", "branch WAN link down, then restored",
+             "down: PSTN gateway, no location; restored: 200 by primary, PIDF byte-exact, site + link recorded, "
+             "cac counted", _wan_restored),
+    Scenario("9a-cac-full-block", "CAC full (one held call on a one-call link), policy block",
+             "first call: primary, PIDF byte-exact, cac counted; second: 503 with Reason \"cac full: ...\", no trunk "
+             "reached; link usage back to 0", _cac_full("block")),
+    Scenario("9b-cac-full-pstn", "CAC full (one held call on a one-call link), policy pstn",
+             "first call: primary, cac counted; second: the branch's PSTN gateway, no location, pstn_reason "
+             "\"cac full: ...\"; link usage back to 0", _cac_full("pstn")),
+    Scenario("9c-cac-full-exempt", "CAC full (one held call on a one-call link), policy exempt",
+             "first call: primary, cac counted; second: primary, PIDF byte-exact, cac over-limit (2 calls, 1 over "
+             "the limit on the link); usage back to 0", _cac_full("exempt")),
 )
 
 
@@ -450,6 +740,8 @@ async def run_scenario(lab: Any, caller: Caller, scenario: Scenario, *, timeout_
     except Exception as error:  # noqa: BLE001 - reported as the scenario's failure
         log.exception("lab.scenario_error", scenario=scenario.name)
         ctx.problems.append(f"error: {type(error).__name__}: {error}")
+    finally:
+        await ctx.close()
     route = "; ".join(dict.fromkeys(call.route_text() for call in ctx.calls)) or "-"
     if ctx.recorded_override is not None:
         recorded = ctx.recorded_override

@@ -123,6 +123,9 @@ class UdpEndpoint:
         try:
             self._loop.remove_reader(self.sock.fileno())
             self._loop.add_reader(self.sock.fileno(), self._readable)
+            if self._writing:  # libuv stopped the whole handle: the writer too
+                self._loop.remove_writer(self.sock.fileno())
+                self._loop.add_writer(self.sock.fileno(), self._writable)
         except (ValueError, RuntimeError, OSError):
             pass
 

@@ -182,7 +182,8 @@ def test_bad_call_descriptions_are_refused():
     with pytest.raises(CallerError):
         parse_target("not an address")
     with pytest.raises(CallerError):
-        CallSpec(to="nine-one-one")
+        CallSpec(to="nine one one!")
+    assert CallSpec(to="cb-0e459131783d4c64").to == "cb-0e459131783d4c64"  # a callback Contact's user
     with pytest.raises(CallerError):
         civic_pidf(["A3"])
     with pytest.raises(CallerError):

@@ -82,7 +82,7 @@ BAD_CALLS = [
     ["127.0.0.1:5060", "--pidf", "/nonexistent/location.xml"],
     ["127.0.0.1:99999"],
     ["not an address"],
-    ["127.0.0.1:5060", "--to", "nine-one-one"],
+    ["127.0.0.1:5060", "--to", "nine one one!"],
     ["127.0.0.1:5060", "--civic", "Redmond"],
     ["127.0.0.1:5060", "--shape", "circle:1,2"],
     ["127.0.0.1:5060", "--count", "0"],

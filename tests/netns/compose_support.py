@@ -133,8 +133,10 @@ class ComposeInNamespaces:
     def start(self, service: str) -> None:
         self.supervisor.start(service, self.topology.netns(service), self.argv(service))
 
-    def healthy(self, service: str) -> bool:
-        environment = [f"{key}={value}" for key, value in (self.services[service].get("environment") or {}).items()]
+    def healthy(self, service: str, environment: dict[str, str] | None = None) -> bool:
+        """The image's HEALTHCHECK, in the service's namespace, with its environment (or `environment`)."""
+        variables = environment if environment is not None else (self.services[service].get("environment") or {})
+        environment = [f"{key}={value}" for key, value in variables.items()]
         done = subprocess.run(["ip", "netns", "exec", self.topology.netns(service), "env", *environment,
                                sys.executable, str(HEALTHCHECK)], capture_output=True, timeout=15)
         return done.returncode == 0

@@ -115,6 +115,9 @@ def test_the_compose_services_run_in_namespaces_and_the_callers_call_is_recorded
 
     with compose_support.ComposeInNamespaces(normalised, tmp_path) as lab:
         lab.up()  # ECRCs and gateway healthy first (HTTP /health), then both B2BUAs (SIP OPTIONS)
+        # The health check does fail when nothing answers (both modes).
+        assert not lab.healthy("b2bua-certified", {"HEALTH_URL": "http://127.0.0.1:8999/health"})
+        assert not lab.healthy("b2bua-certified", {"HEALTH_SIP": "198.18.100.20:5999"})
         certified = lab.run_caller()
         stripped = lab.run_caller(extra_target="b2bua-noncertified:5060")
         assert certified.returncode == 0, certified.stdout[-2000:] + certified.stderr[-2000:]

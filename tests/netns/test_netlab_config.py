@@ -18,6 +18,7 @@ VARIANTS = {
     "lossy trunk": Variant(ecrc_transports=("udp",), fast_failover_s=5.0, health_timeout_s=1.0,
                            health_failures_to_down=3),
     "no sites": Variant(sites=False),
+    "admin API": Variant(admin=True),
 }
 
 
