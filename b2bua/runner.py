@@ -7,7 +7,6 @@ the sockets close and the CDR file is flushed.
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import ssl
 import sys
@@ -23,6 +22,7 @@ from .config import parse_host_port
 from .engine.probe import link_prober, trunk_prober
 from .testbench.web import ServedApp
 from .testbench.web import serve as serve_app  # not `serve`: this module defines its own serve(config)
+from .lifecycle import stop_event
 from .logs import configure_logging
 from .selfsigned import ensure_self_signed
 from .sip import Limits
@@ -121,10 +121,7 @@ class B2buaNode:
 async def serve(config: B2buaConfig) -> None:
     node = B2buaNode(config)
     await node.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_event()
     log.info("node.running", name=config.node.name)
     await stop.wait()
     await node.stop()

@@ -23,10 +23,11 @@ import argparse
 import asyncio
 import json
 import random
-import signal
 import socket
 import sys
 from pathlib import Path
+
+from b2bua.lifecycle import stop_event
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -106,9 +107,7 @@ class Shaper:
 async def _main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     shaper = Shaper(args.a, args.b, args.loss, args.delay_ms / 1000, args.seed)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_event()
     shaper.start(loop)
     print(json.dumps({"event": "shaper.ready", "interfaces": [args.a, args.b], "loss": args.loss,
                       "delay_ms": args.delay_ms, "seed": args.seed}), file=sys.stderr, flush=True)

@@ -5,9 +5,7 @@ calls printer. Each command adds its own options and builds its own UAS; the res
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 import urllib.error
 import urllib.request
@@ -17,6 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from ..config import parse_host_port, parse_listen
+from ..lifecycle import until_stopped
 from ..logs import configure_logging
 from ..transport import run as run_loop
 from .control import ANSWERS, AnswerBehaviour, BehaviourError
@@ -99,11 +98,7 @@ async def _serve(args: argparse.Namespace, command: BenchCommand, listen: list[s
         try:
             log.info(f"{command.command}.ready", **{command.command: args.name}, listen=listen, http=args.http,
                      db=args.db, answer=uas.behaviour.answer, **ready_fields)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
-            await stop.wait()
+            await until_stopped()
         finally:
             await running.close()
     finally:

@@ -46,7 +46,6 @@ import argparse
 import asyncio
 import copy
 import shutil
-import signal
 import sys
 import tempfile
 import tomllib
@@ -57,6 +56,7 @@ from typing import Any
 
 import structlog
 
+from ..lifecycle import until_stopped
 from ..config import B2buaConfig, ConfigError, config_from_dict, parse_host_port, parse_listen
 from ..engine.cdr import CdrWriter
 from ..sip.transaction import Peer
@@ -690,11 +690,7 @@ async def _serve(lab: Lab) -> int:
         for what, where in lab.describe():
             print(f"  {what:<{width}}  {where}")
         sys.stdout.flush()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        await until_stopped()
     finally:
         await lab.stop()
     return 0

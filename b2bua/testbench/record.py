@@ -23,7 +23,8 @@ from urllib.parse import unquote
 from ..engine.location import body_summary
 from ..engine.routing import dialled_number, is_test_urn, service_urn
 from ..sip import Request, SipUri, TelUri, parse_name_addr
-from ..sip.grammar import parse_params, unquote
+from ..sip.grammar import parse_params
+from ..sip.grammar import unquote as unquote_string
 
 PIDF_TYPE = "application/pidf+xml"
 
@@ -147,7 +148,7 @@ def route_info(request: Request) -> dict[str, Any]:
     params = parse_params(value) if value else None
     def get(name: str) -> str | None:
         item = params.get(name) if params is not None else None
-        return unquote(item) if item else None
+        return unquote_string(item) if item else None
     links = get("links")
     return {"site": get("site"), "link": links, "links": links.split(",") if links else [],
             "cac": get("cac"), "pstn_reason": get("pstn-reason"), "b2bua_correlation_id": get("correlation-id")}

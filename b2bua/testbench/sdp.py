@@ -37,7 +37,7 @@ def answer(offer_sdp: bytes | None, address: str, port: int) -> bytes:
         return offer(address, port)
     session = next(_session_ids)
     family = "IP6" if ":" in address else "IP4"
-    lines = [f"v=0", f"o=- {session} {session} IN {family} {address}", "s=e911-b2bua", f"c=IN {family} {address}", "t=0 0"]
+    lines = ["v=0", f"o=- {session} {session} IN {family} {address}", "s=e911-b2bua", f"c=IN {family} {address}", "t=0 0"]
     audio_done = False
     for line in offer_sdp.decode("utf-8", "replace").splitlines():
         if not line.startswith("m="):

@@ -27,6 +27,7 @@ import structlog
 from ..sip import Request, Response, make_response, new_tag
 from ..sip.dialog import Dialog
 from ..sip.transaction import Event, Peer, ServerTransaction
+from ..engine.bridge import ACCEPT
 from ..stack import SipStack
 from . import sdp
 from .control import AnswerBehaviour
@@ -130,7 +131,7 @@ class AnsweringUas:
         elif request.method == "OPTIONS":
             response = make_response(request, 200, to_tag=new_tag())
             response.headers.add("Allow", ALLOW)
-            response.headers.add("Accept", "application/sdp, application/pidf+xml, multipart/mixed")
+            response.headers.add("Accept", ACCEPT)
             self.stack.respond(transaction, response)
         elif request.method in ("BYE", "UPDATE", "INFO"):
             self.stack.respond(transaction, make_response(request, 481, to_tag=new_tag()))
