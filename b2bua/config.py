@@ -295,6 +295,10 @@ class Node(_Model):
     # its own (`sip:cb-<id>@b2bua`); an INVITE to it within this window is routed back to
     # the caller (an ELIN gateway redirects its ELIN callbacks there).
     callback_window_s: Annotated[float, Field(ge=0, le=86_400)] = 1800.0
+    # Worker processes sharing each listening port (SO_REUSEPORT); the kernel spreads new
+    # senders over them by address and port. Each worker writes its own address into Via
+    # and Contact, so responses and in-dialog requests come back to it.
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class B2buaConfig(_Model):
@@ -349,10 +353,30 @@ class B2buaConfig(_Model):
                 raise ValueError(f"link[{index}].sites: a link joins two different sites")
         if self.admin is not None:
             parse_host_port(self.admin, allow_zero=True)
+        if self.node.workers > 1:
+            self._check_workers()
         needs_tls = any(spec.transport == "tls" for profile in self.profile for spec in profile.listeners)
         if needs_tls and not (self.tls.cert_file and self.tls.key_file):
             raise ValueError("tls: a tls listener needs tls.cert_file and tls.key_file")
         return self
+
+    def _check_workers(self) -> None:
+        """What several worker processes cannot share: each has its own memory, so a
+        limit counted in it would be counted once per worker, and a change made through
+        the admin API would reach one worker only."""
+        workers = self.node.workers
+        if self.admin is not None:
+            raise ValueError(f"admin: the admin API changes one process's state; it needs node.workers = 1 (not {workers})")
+        for index, link in enumerate(self.link):
+            for key in ("max_calls", "max_bandwidth_kbps"):
+                if getattr(link, key) is not None:
+                    raise ValueError(f"link[{index}].{key}: call admission control counts calls per process; "
+                                     f"it needs node.workers = 1 (not {workers})")
+        for index, profile in enumerate(self.profile):
+            for spec in profile.listeners:
+                if spec.address.port == 0:
+                    raise ValueError(f"profile[{index}].listen: {spec} has port 0; workers share a fixed port "
+                                     f"(node.workers = {workers})")
 
     def trunk_named(self, name: str) -> Trunk:
         return next(trunk for trunk in self.trunk if trunk.name == name)
@@ -411,11 +435,22 @@ def config_from_dict(data: dict, source: str = "<config>") -> B2buaConfig:
             if not item["loc"] and ": " in reason:
                 # cross-reference checks name their own key: "trunk_group[0].trunks: ..."
                 key, reason = reason.split(": ", 1)
-                value = None
+                value = _value_at(data, key)
             if isinstance(value, dict):
                 value = "{...}"
             problems.append((key, value, reason))
         raise ConfigError(source, problems) from None
+
+
+def _value_at(data: dict, key: str) -> object:
+    """The value a key path like `link[0].max_calls` names in the raw document, or None."""
+    value: object = data
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        try:
+            value = value[int(index)] if index else value[name]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
 
 
 # -- `b2bua check-config PATH` ----------------------------------------------------------

@@ -2,14 +2,24 @@
 
 SIGTERM / SIGINT: answered calls get BYE on both legs, calls still ringing get 503, then
 the sockets close and the CDR file is flushed.
+
+With `node.workers = N > 1` the command forks N worker processes (one event loop each, so
+the B2BUA uses N cores) and supervises them. Every worker binds each configured listening
+address with SO_REUSEPORT, so the kernel spreads new senders over the workers, plus an
+address of its own (same host, a free port) that it writes into Via and Contact: the
+responses to its requests and the in-dialog requests of its calls come back to it, not to
+another worker (RFC 3261 §18.2.2, §12.1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import ssl
 import sys
+import traceback
 
 import structlog
 
@@ -37,9 +47,10 @@ log = structlog.get_logger("b2bua.node")
 class B2buaNode:
     """One B2BUA process: a Bridge (with its own SipStack) per profile, shared trunk health."""
 
-    def __init__(self, config: B2buaConfig) -> None:
+    def __init__(self, config: B2buaConfig, *, worker: int | None = None) -> None:
         self.config = config
-        self.node = NodeState(config, CdrWriter(config.node.cdr_path))
+        self.worker = worker  # index among node.workers, None when the node runs alone
+        self.node = NodeState(config, CdrWriter(config.node.cdr_path, worker=worker))
         self.node.health = {trunk.name: TrunkHealth(trunk.name, trunk.health) for trunk in config.trunk}
         self.bridges: list[Bridge] = []
         self._probers: list[asyncio.Task] = []
@@ -56,11 +67,17 @@ class B2buaNode:
             # Known before its sockets open, so stop() closes what a failed start() opened.
             self.bridges.append(bridge)
             for spec in profile.listeners:
-                advertise = None
+                tls = server_tls if spec.transport == "tls" else None
+                host, port = spec.address.host, spec.address.port
+                if self.worker is None:
+                    advertise = (profile.advertised_host, port) if profile.advertised_host else None
+                    await bridge.stack.listen(spec.transport, host, port, tls, advertise=advertise)
+                    continue
+                # A worker: its own port first (Via/Contact name it), then the shared one.
+                own = await bridge.stack.listen(spec.transport, host, 0, tls)
                 if profile.advertised_host:
-                    advertise = (profile.advertised_host, spec.address.port)
-                await bridge.stack.listen(spec.transport, spec.address.host, spec.address.port,
-                                          server_tls if spec.transport == "tls" else None, advertise=advertise)
+                    own.advertise = (profile.advertised_host, own.port)
+                await bridge.stack.listen(spec.transport, host, port, tls, shared=True)
             log.info("profile.ready", profile=profile.name, listen=profile.listen,
                      location_policy=profile.location_policy)
         if probe and self.bridges:
@@ -118,8 +135,8 @@ class B2buaNode:
         log.info("node.stopped", calls_hung_up=hung_up)
 
 
-async def serve(config: B2buaConfig) -> None:
-    node = B2buaNode(config)
+async def serve(config: B2buaConfig, worker: int | None = None) -> None:
+    node = B2buaNode(config, worker=worker)
     await node.start()
     stop = stop_event()
     log.info("node.running", name=config.node.name)
@@ -144,9 +161,72 @@ def run_from_config(path: str) -> int:
         print(f"b2bua run: {error.lines()[0]}{suffix}", file=sys.stderr)
         return 2
     configure_logging(config.node.log_level)
+    if config.node.workers > 1:
+        return run_workers(config)
     try:
         run_loop(serve(config))
     except OSError as error:
         print(f"b2bua run: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_workers(config: B2buaConfig) -> int:
+    """Fork `node.workers` workers and wait for them. SIGTERM / SIGINT is passed on to
+    every worker (each hangs up its own calls). A worker that dies while the node is not
+    stopping stops the others: a node serving with fewer workers than configured would
+    hash some callers onto nothing (their port is still shared), so it fails loudly."""
+    workers: dict[int, int] = {}  # pid -> worker index
+    for index in range(config.node.workers):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_worker_main(config, index))
+        workers[pid] = index
+    log.info("node.workers_started", workers=len(workers), pids=sorted(workers))
+    stopping = False
+    status = 0
+
+    def stop_all(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = {signum: signal.signal(signum, stop_all) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while workers:
+            pid, wait_status = os.waitpid(-1, 0)
+            index = workers.pop(pid, None)
+            if index is None:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            if not stopping:
+                log.error("node.worker_died", worker=index, pid=pid, exit_code=code)
+                status = code if code > 0 else 1
+                stop_all()
+            elif code != 0 and status == 0:
+                status = code if code > 0 else 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status
+
+
+def _worker_main(config: B2buaConfig, index: int) -> int:
+    """The body of one forked worker: its own event loop (uvloop), then its exit code."""
+    structlog.contextvars.bind_contextvars(worker=index)
+    try:
+        run_loop(serve(config, worker=index))
+    except OSError as error:
+        print(f"b2bua run: worker {index}: {error}", file=sys.stderr)
+        return 1
+    except BaseException:  # noqa: BLE001 - a worker must report, then exit by its code
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
     return 0

@@ -84,9 +84,9 @@ class SipStack:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def listen(self, transport: str, host: str, port: int, ssl_context=None, *,  # noqa: ANN001
-                     advertise: tuple[str, int] | None = None) -> Listener:
+                     advertise: tuple[str, int] | None = None, shared: bool = False) -> Listener:
         self._loop = asyncio.get_running_loop()
-        return await self.transport.listen(transport, host, port, ssl_context, advertise=advertise)
+        return await self.transport.listen(transport, host, port, ssl_context, advertise=advertise, shared=shared)
 
     async def close(self) -> None:
         if self._timer is not None:

@@ -10,9 +10,16 @@ by cid, Priority: emergency). Targets, each started and stopped here, one at a t
   ours-pass    this project's B2BUA, location policy pass
   ours-validate                                          validate
   ours-strip                                             strip (variant full)
+  ours-pass-w2 / ours-validate-w2 / ours-strip-w2   the same with node.workers = 2
+                   (two processes sharing the port with SO_REUSEPORT)
   ours-pass-info   (not run by default) ours-pass with log_level = info: what logging costs
-  ours-pass-shm    (not run by default) ours-pass with its CDR file on /dev/shm: what the
-                   per-call fsync of the CDR costs on a disk
+  ours-pass-shm    (not run by default) ours-pass with its CDR file on /dev/shm: what
+                   writing the CDR to a disk costs
+
+The caller sends every call from its own UDP port (SIPp -t un), as a crowd of phones
+would: the kernel spreads senders over the workers of a SO_REUSEPORT port by address and
+port, so one caller on one port would load one worker only. Every target gets the same
+caller.
 
 For every target and body a ladder offers a rate for a fixed window (calls = rate x window):
 up by a factor until a step fails, then bisect between the last pass and the first failure.
@@ -59,11 +66,11 @@ SERVICE = "911"  # the dialled number: an emergency call for our B2BUA in both b
 sys.path.insert(0, str(ROOT))
 from b2bua.testbench.sipp import free_port  # noqa: E402
 
-TARGETS = ["direct", "kamailio", "sippy", "ours-pass", "ours-validate", "ours-strip"]
+OURS = ["ours-pass", "ours-validate", "ours-strip", "ours-pass-w2", "ours-validate-w2", "ours-strip-w2"]
+TARGETS = ["direct", "kamailio", "sippy", *OURS]
 OPTIONAL_TARGETS = ["ours-pass-info", "ours-pass-shm"]
 VARIANTS = ["plain", "emergency"]
 PEERS = ["sippy", "kamailio"]
-OURS = ["ours-pass", "ours-validate", "ours-strip"]
 SUCCESS_FRACTION = 0.995
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -266,12 +273,14 @@ def versions() -> dict[str, str]:
 # -- middle boxes ---------------------------------------------------------------------------
 
 
-def ours_config(path: Path, port: int, uas_port: int, policy: str, log_level: str, cdr_dir: Path) -> None:
+def ours_config(path: Path, port: int, uas_port: int, policy: str, log_level: str, cdr_dir: Path,
+                workers: int = 1) -> None:
     path.write_text(f"""# written by benchmarks/cps.py
 [node]
 name = "cps-bench"
 cdr_path = "{cdr_dir / 'cdr.jsonl'}"
 log_level = "{log_level}"
+workers = {workers}
 
 [[profile]]
 name = "bench"
@@ -321,7 +330,8 @@ def start_box(target: str, port: int, uas_port: int, workdir: Path, settings: Se
         cdr_dir = workdir
         if target.endswith("-shm"):
             cdr_dir = Path(tempfile.mkdtemp(prefix="cps-cdr-", dir="/dev/shm"))
-        ours_config(config, port, uas_port, policy, log_level, cdr_dir)
+        workers = 2 if target.endswith("-w2") else 1
+        ours_config(config, port, uas_port, policy, log_level, cdr_dir, workers)
         # What `b2bua run --config FILE` does, called directly so the benchmark depends on the
         # runner only. PYTHONPATH: the package from this checkout even if the editable
         # install is stale.
@@ -442,7 +452,7 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     budget = settings.window_s * 1.15 + settings.hold_ms / 1000 + 1.5
     global_timeout = math.ceil(budget + 8)
     argv = ["sipp", "-sf", str(SCENARIOS / f"uac_{variant}.xml"), f"{HOST}:{remote_port}", "-i", HOST,
-            "-p", str(free_port()), "-t", "u1", "-s", SERVICE, "-m", str(calls), "-r", f"{rate:g}",
+            "-p", str(free_port()), "-t", "un", "-max_socket", "20000", "-s", SERVICE, "-m", str(calls), "-r", f"{rate:g}",
             "-d", str(settings.hold_ms), "-nostdin", "-buff_size", "4194304", "-f", "10",
             "-trace_stat", "-fd", "1", "-trace_logs", "-trace_err", "-max_log_size", "50000000",
             "-default_behaviors", "all,-abortunexp", "-timeout", f"{global_timeout}s", "-timeout_error"]

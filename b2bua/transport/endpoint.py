@@ -21,6 +21,7 @@ iteration (never from inside `send()`), so the core is not re-entered while it s
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import ipaddress
 import socket
@@ -47,6 +48,7 @@ OnTransportError = Callable[[Peer, Exception], Union[None, Awaitable[None]]]
 TRANSPORTS = ("udp", "tcp", "tls")
 _NAME_MEMORY = 4096  # peers named by host name, remembered to name their ICMP errors
 _ROUTE_MEMORY = 4096
+_ANSWER_MEMORY = 65536  # UDP senders whose responses leave from the shared port
 
 
 class Listener:
@@ -54,7 +56,13 @@ class Listener:
 
     `host`/`port` are what the socket is bound to (port 0 at `listen` becomes the port
     picked). `advertise` overrides what `local_address()` tells for Via/Contact, for a
-    host behind NAT or in a container (interop notes)."""
+    host behind NAT or in a container (interop notes).
+
+    A `shared` listener is bound with SO_REUSEPORT, its port shared by several worker
+    processes: the kernel hands each new sender to one of them. It takes requests in and
+    answers them, but is never written into Via or Contact and never sends a request: a
+    response or in-dialog request must come back to this process, through its own
+    (unshared) listener."""
 
     def __init__(
         self,
@@ -66,6 +74,7 @@ class Listener:
         ssl_context=None,  # noqa: ANN001 - ssl.SSLContext | None
         advertise: tuple[str, int] | None = None,
         listening: bool = True,
+        shared: bool = False,
     ) -> None:
         self.owner = owner
         self.transport = transport
@@ -75,6 +84,7 @@ class Listener:
         self.ssl_context = ssl_context
         self.advertise = advertise
         self.listening = listening  # False for the stand-in of an outbound-only connection
+        self.shared = shared
         self.udp: UdpEndpoint | None = None
         self.server: asyncio.Server | None = None
 
@@ -139,6 +149,10 @@ class Transport:
         self._tasks: set[asyncio.Task] = set()
         self._udp_names: OrderedDict[tuple[str, int], Peer] = OrderedDict()
         self._routes: dict[tuple[int, str], str | None] = {}
+        # UDP sender (host, port) -> the shared listener its last request came in on: the
+        # response leaves from the address the request was sent to (RFC 3581 §4), which a
+        # NAT in front of the sender needs.
+        self._answer_from: dict[tuple[str, int], Listener] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -155,9 +169,11 @@ class Transport:
         ssl_context=None,  # noqa: ANN001 - ssl.SSLContext | None
         *,
         advertise: tuple[str, int] | None = None,
+        shared: bool = False,
     ) -> Listener:
         """Listen on `host:port` ('udp', 'tcp' or 'tls'; IPv4 or IPv6; port 0 = any free
-        port, see `Listener.port`). TLS needs a server `ssl_context` (`server_context`)."""
+        port, see `Listener.port`). TLS needs a server `ssl_context` (`server_context`).
+        `shared`: bind with SO_REUSEPORT, one of several workers on that port (`Listener`)."""
         kind = transport.lower()
         if kind not in TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r}")
@@ -169,9 +185,10 @@ class Transport:
             enforce_minimum_version(ssl_context)
         loop = self._running_loop()
         family, address = await _bind_address(loop, host, port, kind)
-        listener = Listener(self, kind, address[0], address[1], family, ssl_context if kind == "tls" else None, advertise)
+        listener = Listener(self, kind, address[0], address[1], family, ssl_context if kind == "tls" else None, advertise,
+                            shared=shared)
         if kind == "udp":
-            sock = make_udp_socket(family, address)
+            sock = make_udp_socket(family, address, reuse_port=shared)
             try:
                 listener.udp = UdpEndpoint(
                     loop,
@@ -183,7 +200,7 @@ class Transport:
                 sock.close()
                 raise
         else:
-            sock = _make_stream_socket(family, address)
+            sock = _make_stream_socket(family, address, reuse_port=shared)
             try:
                 listener.server = await loop.create_server(
                     lambda: StreamConnection(self, kind, listener, None),
@@ -213,6 +230,8 @@ class Transport:
             data = message if isinstance(message, bytes) else bytes(message)
             kind = peer.transport.lower()
             if kind == "udp":
+                if listener is None and self._answer_from and isinstance(message, Response):
+                    listener = self._answer_from.get((peer.host, peer.port))
                 self._send_udp(data, peer, listener)
             elif kind in ("tcp", "tls"):
                 self._send_stream(data, peer, kind)
@@ -223,10 +242,11 @@ class Transport:
 
     def local_address(self, transport: str, family: socket.AddressFamily | int) -> tuple[str, int]:
         """(host, port) of the first listener of that transport and family (socket.AF_INET /
-        AF_INET6, or 4 / 6), for Via sent-by and Contact. LookupError if there is none."""
+        AF_INET6, or 4 / 6), for Via sent-by and Contact; an unshared one first (`Listener`).
+        LookupError if there is none."""
         kind = transport.lower()
         wanted = _family(family)
-        for listener in self._listeners:
+        for listener in sorted(self._listeners, key=lambda item: item.shared):
             if listener.transport == kind and listener.family == wanted:
                 return listener.local_address()
         raise LookupError(f"no {kind} listener for {wanted.name}")
@@ -277,10 +297,21 @@ class Transport:
                 return
             peer = Peer("udp", source[0], source[1])
             endpoint = listener.udp
+            if listener.shared:
+                self._remember_answer_from(source, listener)
             # §18.2.2 / RFC 3581: a UDP response goes to the source address and port.
             self._deliver(data, peer, listener, lambda out: endpoint.sendto(out, source))
         except Exception:
             log.exception("udp.receive_failed", peer=_address_text(source))
+
+    def _remember_answer_from(self, source: tuple, listener: Listener) -> None:
+        answer_from = self._answer_from
+        key = (source[0], source[1])
+        if answer_from.get(key) is not listener:
+            answer_from.pop(key, None)
+            answer_from[key] = listener
+            if len(answer_from) > _ANSWER_MEMORY:
+                del answer_from[next(iter(answer_from))]  # the oldest sender
 
     def _deliver(self, data: bytes, peer: Peer, listener: Listener, reply: Callable[[bytes], None]) -> None:
         """Parse one whole message and hand it to the core, or refuse it."""
@@ -379,6 +410,10 @@ class Transport:
         if listener is not None and listener.udp is not None and listener.family == family:
             return listener.udp
         candidates = [item for item in self._listeners if item.udp is not None and item.family == family]
+        if any(item.shared for item in candidates):
+            # Requests go out from this process's own socket, so their responses (rport,
+            # RFC 3581) come back here and not to another worker on the shared port.
+            candidates = [item for item in candidates if not item.shared] or candidates
         if len(candidates) <= 1:
             return candidates[0].udp if candidates else None
         # Several sockets of this family: send from the one bound to the address the
@@ -538,6 +573,7 @@ class Transport:
 # -- helpers ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # per message sent; a handful of peers (pure function)
 def ip_literal(host: str) -> str | None:
     """The canonical text of an IP address literal (brackets removed), or None for a name."""
     try:
@@ -606,11 +642,13 @@ async def _bind_address(
     return family, (sockaddr[0], port)
 
 
-def _make_stream_socket(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+def _make_stream_socket(family: socket.AddressFamily, address: tuple[str, int], *, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # Restart without waiting out TIME_WAIT of the previous process's connections.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.setblocking(False)

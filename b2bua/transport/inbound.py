@@ -3,6 +3,7 @@ answers a request the core will never see (pure functions, no sockets)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from b2bua.sip import MessageError, Request, Response, make_response, new_tag
@@ -50,6 +51,7 @@ def stamp_via(request: Request, source_host: str, source_port: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # per request received; a handful of peers (pure function)
 def same_address(host: str, other: str) -> bool:
     """Whether two host texts name the same IP address (`::1` == `0::1`); names compare
     as text, case-insensitively, so a name never equals an address (§18.2.1)."""

@@ -241,9 +241,13 @@ def enable_error_queue(sock: socket.socket) -> bool:
     return True
 
 
-def make_udp_socket(family: socket.AddressFamily, address: Address) -> socket.socket:
+def make_udp_socket(family: socket.AddressFamily, address: Address, *, reuse_port: bool = False) -> socket.socket:
+    """A bound non-blocking UDP socket; `reuse_port`: one of a SO_REUSEPORT group, whose
+    datagrams the kernel spreads by a hash of the sender's address and port."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # One socket per family, so "the listener of that family" is unambiguous.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

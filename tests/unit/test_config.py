@@ -99,6 +99,34 @@ def test_a_broken_reference_is_refused_naming_the_referring_key(path, value, key
     assert problem[0] == key and reason in problem[2], problem
 
 
+def test_a_cross_reference_problem_shows_the_value_at_its_key():
+    (problem,) = problems(with_change("route.0.trunk_group", "pstn"))
+    assert problem == ("route[0].trunk_group", "pstn", "'pstn' is not a defined trunk_group")
+
+
+def workers(count: int, **changes: object) -> dict:
+    data = with_change("node.workers", count)
+    data.update(changes)
+    return data
+
+
+def test_several_workers_are_accepted_with_fixed_ports_and_nothing_shared():
+    assert config_from_dict(workers(4)).node.workers == 4
+
+
+@pytest.mark.parametrize("data, key, reason", [
+    (workers(2, admin="127.0.0.1:8060"), "admin", "the admin API changes one process's state"),
+    (workers(2, site=[{"name": "hq"}, {"name": "branch"}],
+             link=[{"name": "wan", "sites": ["hq", "branch"], "max_calls": 4}]),
+     "link[0].max_calls", "call admission control counts calls per process"),
+    (workers(2, profile=[{"name": "p", "listen": ["udp:127.0.0.1:0"]}]), "profile[0].listen", "has port 0"),
+    (workers(0), "node.workers", "greater than or equal to 1"),
+])
+def test_what_workers_cannot_share_is_refused_naming_the_key(data, key, reason):
+    (problem,) = problems(data)
+    assert problem[0] == key and reason in problem[2], problem
+
+
 def test_every_problem_is_listed_not_only_the_first():
     data = with_change("trunk.0.address", "127.0.0.1:0")
     data["trunk"][1]["fast_failover_s"] = -1
