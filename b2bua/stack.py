@@ -173,30 +173,40 @@ class SipStack:
         self._rearm()
 
     def _dispatch(self, event: Event, source: Peer | None) -> None:
-        if isinstance(event, Send):
-            self.transport.send(event.message, event.peer)
-        elif isinstance(event, RequestReceived):
-            transaction = event.transaction
-            self.core.on_request(event.request, transaction, transaction.peer if transaction else source)
-        elif isinstance(event, ResponseReceived):
-            if event.transaction is None:
-                self.core.on_stray_response(event.response, source)
-            else:
-                handler = self._handlers.get(event.transaction)
-                if handler is not None:
-                    handler(event)
-        elif isinstance(event, (TransactionTimeout, TransportFailure)):
-            handler = self._handlers.get(event.transaction)  # type: ignore[arg-type]
-            if handler is not None:
-                handler(event)
-        elif isinstance(event, CancelReceived):
-            self.core.on_cancel(event.cancel, event.invite_transaction)
-        elif isinstance(event, AckNotReceived):
-            self.core.on_ack_timeout(event.transaction)
-        elif isinstance(event, TransactionTerminated):
-            handler = self._handlers.pop(event.transaction, None)  # type: ignore[arg-type]
-            if handler is not None:
-                handler(event)
+        # One dict lookup by the event's class instead of an isinstance chain: this runs
+        # for every event of every message.
+        _DISPATCH[type(event)](self, event, source)
+
+    def _send(self, event: Send, source: Peer | None) -> None:
+        self.transport.send(event.message, event.peer)
+
+    def _request_received(self, event: RequestReceived, source: Peer | None) -> None:
+        transaction = event.transaction
+        self.core.on_request(event.request, transaction, transaction.peer if transaction else source)
+
+    def _response_received(self, event: ResponseReceived, source: Peer | None) -> None:
+        if event.transaction is None:
+            self.core.on_stray_response(event.response, source)
+            return
+        handler = self._handlers.get(event.transaction)
+        if handler is not None:
+            handler(event)
+
+    def _to_handler(self, event: TransactionTimeout | TransportFailure, source: Peer | None) -> None:
+        handler = self._handlers.get(event.transaction)  # type: ignore[arg-type]
+        if handler is not None:
+            handler(event)
+
+    def _cancel_received(self, event: CancelReceived, source: Peer | None) -> None:
+        self.core.on_cancel(event.cancel, event.invite_transaction)
+
+    def _ack_not_received(self, event: AckNotReceived, source: Peer | None) -> None:
+        self.core.on_ack_timeout(event.transaction)
+
+    def _terminated(self, event: TransactionTerminated, source: Peer | None) -> None:
+        handler = self._handlers.pop(event.transaction, None)  # type: ignore[arg-type]
+        if handler is not None:
+            handler(event)
 
     def _rearm(self) -> None:
         deadline = self.layer.next_timer()
@@ -209,6 +219,18 @@ class SipStack:
         if deadline is not None:
             loop = self._loop or asyncio.get_running_loop()
             self._timer = loop.call_at(deadline, self._on_timer)
+
+
+_DISPATCH: dict[type, Callable[[SipStack, Event, Peer | None], None]] = {
+    Send: SipStack._send,
+    RequestReceived: SipStack._request_received,
+    ResponseReceived: SipStack._response_received,
+    TransactionTimeout: SipStack._to_handler,
+    TransportFailure: SipStack._to_handler,
+    CancelReceived: SipStack._cancel_received,
+    AckNotReceived: SipStack._ack_not_received,
+    TransactionTerminated: SipStack._terminated,
+}
 
 
 def _peer(peer: object) -> Peer:

@@ -1,8 +1,9 @@
 """`benchmarks/cps.py --quick` runs end to end and writes a well-formed JSON file.
 
 Only the shape of the result is checked, never a rate or a time: the machine is shared and
-noisy, so a number is a measurement, not an assertion. Two targets keep it short and need
-nothing beyond SIPp and this project: SIPp straight to SIPp, and our B2BUA (policy pass).
+noisy, so a number is a measurement, not an assertion. Three targets keep it short and need
+nothing beyond SIPp and this project: SIPp straight to SIPp, and our B2BUA (policy pass)
+with one worker and with two.
 Kamailio and Sippy are left to `make bench` (they may need installing).
 """
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.sipp
 
 ROOT = Path(__file__).resolve().parents[2]
 CPS = ROOT / "benchmarks" / "cps.py"
-TARGETS = ["direct", "ours-pass"]
+TARGETS = ["direct", "ours-pass", "ours-pass-w2"]
 VARIANTS = ["plain", "emergency"]
 STEP_KEYS = {
     "rate", "calls", "ok", "reason", "successful", "failed", "retransmissions", "unexpected",
