@@ -361,8 +361,10 @@ def wait_bound(process: Process | None, port: int, timeout: float = 15.0) -> Non
 
 
 def start_uas(port: int, workdir: Path) -> Process:
+    # -abortunexp off: a retransmitted INVITE that crosses the 200 (a box running late) must
+    # not abort the call, or the UAS stops retransmitting its 200 and the call hangs.
     argv = ["sipp", "-sf", str(SCENARIOS / "uas.xml"), "-i", HOST, "-p", str(port), "-t", "u1", "-nostdin",
-            "-deadcall_wait", "0", "-buff_size", "4194304", "-f", "10", "-trace_err",
+            "-default_behaviors", "all,-abortunexp", "-deadcall_wait", "0", "-buff_size", "4194304", "-f", "10", "-trace_err",
             "-max_log_size", "1000000"]
     return Process("sipp-uas", argv, cwd=workdir)
 
