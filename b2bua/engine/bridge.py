@@ -32,8 +32,9 @@ Routing is decided by `routing.plan_route` (pure); the body by `location.apply_l
 from __future__ import annotations
 
 import asyncio
+import math
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -309,7 +310,7 @@ class Bridge:
     def _start_call(self, request: Request, transaction: ServerTransaction, peer: Peer, plan: RoutePlan,
                     session_expires: int | None) -> None:
         call = Call(
-            id=uuid.uuid4().hex[:16], a_request=request, a_transaction=transaction, a_tag=new_tag(),
+            id=secrets.token_hex(8), a_request=request, a_transaction=transaction, a_tag=new_tag(),
             plan=plan, started=self.stack.now(), wall_started=time.time(), a=Leg("A", peer, transport=peer.transport),
             session_expires=session_expires,
         )
@@ -919,5 +920,12 @@ def _ignore(event: Event) -> None:
     return None
 
 
+_iso_second: tuple[int, str] = (-1, "")  # the last whole second formatted: a call's records share it
+
+
 def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + f".{int(timestamp * 1000) % 1000:03d}Z"
+    global _iso_second
+    second = math.floor(timestamp)  # as time.gmtime rounds
+    if _iso_second[0] != second:
+        _iso_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_iso_second[1]}.{int(timestamp * 1000) % 1000:03d}Z"

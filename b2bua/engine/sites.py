@@ -9,6 +9,7 @@ PSTN gateway), whether call admission control applies (cac.py), and disaster tol
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class SiteMap:
         user = getattr(from_uri, "user", None)
         if address is not None:
             for site in self.config.site:
-                if any(address in ipaddress.ip_network(net, strict=False) for net in site.members.sources):
+                if any(address in _network(net) for net in site.members.sources):
                     return site
         for site in self.config.site:
             if domain and domain.lower() in (item.lower() for item in site.members.from_domains):
@@ -112,6 +113,13 @@ class SiteMap:
 
     def down_links(self, path: list[Link]) -> list[str]:
         return [link.name for link in path if not self.links[link.name].up]
+
+
+@functools.lru_cache(maxsize=1024)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A configured `sources` network, parsed once (not on every INVITE); the config check
+    has already refused the ones that do not parse."""
+    return ipaddress.ip_network(text, strict=False)
 
 
 def _address(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -7,7 +7,7 @@ send and leave strictness to the callers that need it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .errors import MessageError
 
@@ -17,17 +17,24 @@ class Params:
 
     Names and values keep the spelling they arrived with, so `str()` re-emits them as
     written; a flag parameter (`;lr`, `;rport`) has the value None.
+
+    The items are held in a tuple (replaced, not changed in place, by `set`/`remove`):
+    every URI, Via and name-addr of a message has a Params, most of them live as long as
+    their transaction or dialog, and a tuple of strings is not tracked by the cyclic
+    garbage collector where a list is. The text is cached for the same reason it is asked
+    for repeatedly: serializing a message writes each URI's parameters.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_text")
 
-    def __init__(self, items: list[tuple[str, str | None]] | None = None) -> None:
-        self._items: list[tuple[str, str | None]] = list(items or [])
+    def __init__(self, items: Iterable[tuple[str, str | None]] | None = None) -> None:
+        self._items: tuple[tuple[str, str | None], ...] = tuple(items) if items else ()
+        self._text: str | None = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = name.lower()
         for item_name, value in self._items:
-            if item_name.lower() == key:
+            if item_name == key or item_name.lower() == key:
                 return value
         return default
 
@@ -46,30 +53,43 @@ class Params:
 
     def set(self, name: str, value: str | None = None) -> None:
         key = name.lower()
-        for index, (item_name, _) in enumerate(self._items):
+        items = list(self._items)
+        for index, (item_name, _) in enumerate(items):
             if item_name.lower() == key:
-                self._items[index] = (item_name, value)
-                return
-        self._items.append((name, value))
+                items[index] = (item_name, value)
+                break
+        else:
+            items.append((name, value))
+        self._items = tuple(items)
+        self._text = None
 
     def remove(self, name: str) -> None:
         key = name.lower()
-        self._items = [item for item in self._items if item[0].lower() != key]
+        self._items = tuple(item for item in self._items if item[0].lower() != key)
+        self._text = None
 
     def items(self) -> Iterator[tuple[str, str | None]]:
         return iter(self._items)
 
     def copy(self) -> Params:
-        return Params(self._items)
+        copied = Params()
+        copied._items = self._items  # immutable: shared until either side changes
+        copied._text = self._text
+        return copied
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __str__(self) -> str:
-        return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in self._items)
+        text = self._text
+        if text is None:
+            text = self._text = "".join(
+                f";{name}" if value is None else f";{name}={value}" for name, value in self._items
+            )
+        return text
 
     def __repr__(self) -> str:
-        return f"Params({self._items!r})"
+        return f"Params({list(self._items)!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Params):

@@ -68,8 +68,7 @@ LIST_HEADERS = frozenset(
 )
 
 
-def canonical_name(name: str) -> str:
-    """`v` -> `Via`, `call-id` -> `Call-ID`; unknown names are returned as written."""
+def _canonical_name(name: str) -> str:
     lower = name.lower()
     if len(lower) == 1:
         expanded = COMPACT_FORMS.get(lower)
@@ -78,8 +77,7 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(lower, name)
 
 
-def header_key(name: str) -> str:
-    """The lookup key of a header name: lower-case long form."""
+def _header_key(name: str) -> str:
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower].lower()
@@ -91,13 +89,33 @@ _NAME_CACHE_SIZE = 1024  # names as written by peers; bounded so a hostile peer 
 
 
 def name_and_key(name: str) -> tuple[str, str]:
-    """`canonical_name(name), header_key(name)` in one (cached) look-up: the parser's hot path."""
+    """`canonical_name(name), header_key(name)` in one (cached) look-up: the parser's hot path,
+    and every look-up by name (`headers.get("Call-ID")`) the code makes."""
     cached = _NAME_CACHE.get(name)
     if cached is None:
-        cached = (canonical_name(name), header_key(name))
+        cached = (_canonical_name(name), _header_key(name))
         if len(_NAME_CACHE) < _NAME_CACHE_SIZE:
             _NAME_CACHE[name] = cached
     return cached
+
+
+def canonical_name(name: str) -> str:
+    """`v` -> `Via`, `call-id` -> `Call-ID`; unknown names are returned as written."""
+    return name_and_key(name)[0]
+
+
+def header_key(name: str) -> str:
+    """The lookup key of a header name: lower-case long form."""
+    cached = _NAME_CACHE.get(name)
+    return cached[1] if cached is not None else name_and_key(name)[1]
+
+
+# The names this code looks headers up by, and their long and compact forms as peers write
+# them, are in the cache from the start: it may fill up with a peer's odd spellings.
+for _name in (*_CANONICAL.values(), *COMPACT_FORMS, *(name.upper() for name in COMPACT_FORMS)):
+    name_and_key(_name)
+    name_and_key(_name.lower())
+del _name
 
 
 @dataclass(eq=False)
@@ -128,16 +146,38 @@ class NameAddr:
     def __str__(self) -> str:
         # A URI with parameters or headers must be bracketed, or its parameters would be
         # read as header parameters (RFC 3261 §20.10).
-        if self.bracketed or self.display or "?" in str(self.uri) or ";" in str(self.uri) or "," in str(self.uri):
+        uri = str(self.uri)
+        if self.bracketed or self.display or "?" in uri or ";" in uri or "," in uri:
             prefix = f"{self.display} " if self.display else ""
-            return f"{prefix}<{self.uri}>{self.params}"
-        return f"{self.uri}{self.params}"
+            return f"{prefix}<{uri}>{self.params}"
+        return f"{uri}{self.params}"
 
     def __repr__(self) -> str:
         return f"NameAddr({str(self)!r})"
 
 
+# From, To and Contact values repeat in every message of a dialog (the INVITE, its
+# responses, the ACK, the BYE and its 200 carry the same From): each distinct value is
+# parsed once and every caller gets its own copy, which it may change. Bounded: emptied
+# when full, and long values are not kept. A value that does not parse is not remembered.
+_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
+_NAME_ADDR_CACHE_SIZE = 1024
+_CACHED_VALUE_MAX = 512  # characters
+
+
 def parse_name_addr(value: str) -> NameAddr:
+    """A name-addr or addr-spec (RFC 3261 §20.10, §25.1); MessageError when it is neither."""
+    parsed = _NAME_ADDR_CACHE.get(value)
+    if parsed is None:
+        parsed = _parse_name_addr(value)
+        if len(value) <= _CACHED_VALUE_MAX:
+            if len(_NAME_ADDR_CACHE) >= _NAME_ADDR_CACHE_SIZE:
+                _NAME_ADDR_CACHE.clear()
+            _NAME_ADDR_CACHE[value] = parsed
+    return parsed.copy()
+
+
+def _parse_name_addr(value: str) -> NameAddr:
     value = value.strip()
     if not value:
         raise MessageError("empty address")

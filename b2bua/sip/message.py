@@ -77,7 +77,7 @@ class HeaderField:
             _one_line(name, "header name")
             _one_line(value, f"{name} value")
         self.name = name  # canonical long form, or as written when unknown
-        self.key = key if key is not None else header_key(name)
+        self.key = key if key is not None else name_and_key(name)[1]
         self.value = value  # unfolded and stripped
         self.raw = raw  # exact bytes received (line end included), None when made here
 
@@ -141,9 +141,9 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, where the first one stood (or at the end)."""
-        key = header_key(name)
+        canonical, key = name_and_key(name)
         self._parsed.pop(key, None)
-        new = HeaderField(canonical_name(name), value)
+        new = HeaderField(canonical, value, None, key)
         for index, item in enumerate(self.fields):
             if item.key == key:
                 self.fields[index] = new
@@ -153,9 +153,10 @@ class Headers:
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Add a field: at the end, or before the first field of that name (a new top Via)."""
-        key = header_key(name)
-        self._parsed.pop(key, None)
-        new = HeaderField(canonical_name(name), value)
+        canonical, key = name_and_key(name)
+        if self._parsed:
+            self._parsed.pop(key, None)
+        new = HeaderField(canonical, value, None, key)
         if first:
             for index, item in enumerate(self.fields):
                 if item.key == key:
@@ -167,7 +168,8 @@ class Headers:
 
     def append_field(self, item: HeaderField) -> None:
         """Append a field as is (its raw bytes kept): how a B2BUA carries a header across."""
-        self._parsed.pop(item.key, None)
+        if self._parsed:
+            self._parsed.pop(item.key, None)
         self.fields.append(item)
 
     def remove(self, name: str) -> int:
@@ -195,12 +197,13 @@ class Headers:
 
     def parsed(self, key: str, parse):  # noqa: ANN001 - small internal cache helper
         """Parse a header once; the cache entry goes when the header is changed."""
-        try:
-            return self._parsed[key]
-        except KeyError:
-            value = parse()
-            self._parsed[key] = value
-            return value
+        value = self._parsed.get(key, _UNPARSED)
+        if value is _UNPARSED:  # the first look at every message: no exception on this path
+            value = self._parsed[key] = parse()
+        return value
+
+
+_UNPARSED = object()
 
 
 class Message:
@@ -220,9 +223,14 @@ class Message:
         self._received_body: bytes | None = None  # the body as parsed: unchanged means no Content-Length added
 
     # -- typed views of the headers every message has -------------------------------
+    # Each is read many times per message (transaction matching, dialogs, the bridge): the
+    # cached value is looked up directly, and the parse runs only on the first access.
     @property
     def via(self) -> list[Via]:
-        return self.headers.parsed("via", lambda: [parse_via(value) for value in self.headers.get_all("Via")])
+        value = self.headers._parsed.get("via", _UNPARSED)
+        if value is _UNPARSED:
+            value = self.headers._parsed["via"] = [parse_via(item) for item in self.headers.get_all("Via")]
+        return value  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via | None:
@@ -231,27 +239,40 @@ class Message:
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.parsed("from", lambda: parse_name_addr(self._required("From")))
+        value = self.headers._parsed.get("from", _UNPARSED)
+        if value is _UNPARSED:
+            value = self.headers._parsed["from"] = parse_name_addr(self._required("From"))
+        return value  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.parsed("to", lambda: parse_name_addr(self._required("To")))
+        value = self.headers._parsed.get("to", _UNPARSED)
+        if value is _UNPARSED:
+            value = self.headers._parsed["to"] = parse_name_addr(self._required("To"))
+        return value  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
-        return self._required("Call-ID")
+        value = self.headers._parsed.get("call-id", _UNPARSED)
+        if value is _UNPARSED:
+            value = self.headers._parsed["call-id"] = self._required("Call-ID")
+        return value  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.parsed("cseq", lambda: parse_cseq(self._required("CSeq")))
+        value = self.headers._parsed.get("cseq", _UNPARSED)
+        if value is _UNPARSED:
+            value = self.headers._parsed["cseq"] = parse_cseq(self._required("CSeq"))
+        return value  # type: ignore[return-value]
 
     @property
     def contact(self) -> list[NameAddr]:
-        def parse() -> list[NameAddr]:
+        value = self.headers._parsed.get("contact", _UNPARSED)
+        if value is _UNPARSED:
             values = self.headers.get_all("Contact")
-            return [] if values == ["*"] else [parse_name_addr(value) for value in values]
-
-        return self.headers.parsed("contact", parse)
+            value = [] if values == ["*"] else [parse_name_addr(item) for item in values]
+            self.headers._parsed["contact"] = value
+        return value  # type: ignore[return-value]
 
     @property
     def record_route(self) -> list[NameAddr]:
@@ -617,17 +638,25 @@ def _check_mandatory(message: Message) -> None:
     """RFC 3261 §8.1.1 / §8.2: the headers every request and response must carry, once."""
     try:
         counts: dict[str, int] = {}
+        call_id: str | None = None  # the first field's value, as `headers.get` gives it
+        max_forwards: str | None = None
         for item in message.headers.fields:
             key = item.key
             if key in SINGLE_HEADERS or key == "via":
-                counts[key] = counts.get(key, 0) + 1
+                if key in counts:
+                    counts[key] += 1
+                    continue
+                counts[key] = 1
+                if key == "call-id":
+                    call_id = item.value
+                elif key == "max-forwards":
+                    max_forwards = item.value
         for key, name in _MANDATORY:
             if key not in counts:
                 raise MessageError(f"missing {name} header")
         for key, seen in counts.items():
             if seen > 1 and key != "via":
                 raise MessageError(f"{seen} {canonical_name(key)} header fields where one is allowed")
-        call_id = message.call_id
         if not call_id or " " in call_id or "\t" in call_id:
             raise MessageError(f"bad Call-ID {call_id!r}")  # word ["@" word] (§25.1)
         if not message.via:
@@ -637,7 +666,6 @@ def _check_mandatory(message: Message) -> None:
         if isinstance(message, Request):
             if cseq.method != message.method:
                 raise MessageError(f"CSeq method {cseq.method} does not match {message.method}")
-            max_forwards = message.headers.get("Max-Forwards")
             if max_forwards is not None:
                 hops = _ascii_int(max_forwards)
                 if hops is None or hops > 255:

@@ -45,19 +45,16 @@ class SipUri:
         return SipUri(self.scheme, self.user, self.password, self.host, self.port, self.params.copy(), self.headers)
 
     def __str__(self) -> str:
-        out = [self.scheme, ":"]
-        if self.user is not None:
-            out.append(self.user)
-            if self.password is not None:
-                out.append(":" + self.password)
-            out.append("@")
-        out.append(self.host)
-        if self.port is not None:
-            out.append(f":{self.port}")
-        out.append(str(self.params))
-        if self.headers is not None:
-            out.append("?" + self.headers)
-        return "".join(out)
+        user = self.user
+        if user is None:
+            userinfo = ""
+        elif self.password is None:
+            userinfo = user + "@"
+        else:
+            userinfo = f"{user}:{self.password}@"
+        port = "" if self.port is None else f":{self.port}"
+        headers = "" if self.headers is None else "?" + self.headers
+        return f"{self.scheme}:{userinfo}{self.host}{port}{self.params}{headers}"
 
     def __repr__(self) -> str:
         return f"SipUri({str(self)!r})"
@@ -149,8 +146,28 @@ Uri = SipUri | TelUri | AbsoluteUri
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
 
 
+# The same URIs come again and again (a trunk's Contact, a caller's address in the
+# Request-URI of every in-dialog request): each distinct text is parsed once and every
+# caller gets its own copy, which it may change. Bounded: emptied when full, and long
+# texts are not kept. A text that does not parse is not remembered.
+_URI_CACHE: dict[str, Uri] = {}
+_URI_CACHE_SIZE = 1024
+_CACHED_TEXT_MAX = 512  # characters
+
+
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise MessageError when it is not one."""
+    parsed = _URI_CACHE.get(text)
+    if parsed is None:
+        parsed = _parse_uri(text)
+        if len(text) <= _CACHED_TEXT_MAX:
+            if len(_URI_CACHE) >= _URI_CACHE_SIZE:
+                _URI_CACHE.clear()
+            _URI_CACHE[text] = parsed
+    return parsed.copy()
+
+
+def _parse_uri(text: str) -> Uri:
     text = text.strip()
     scheme, colon, rest = text.partition(":")
     scheme_lower = scheme.lower()
@@ -246,5 +263,5 @@ _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 def _valid_host(host: str) -> bool:
     if host.startswith("["):
         inner = host[1:-1]
-        return bool(inner) and host.endswith("]") and set(inner) <= _IPV6_CHARS and ":" in inner
-    return set(host) <= _HOST_CHARS
+        return bool(inner) and host.endswith("]") and _IPV6_CHARS.issuperset(inner) and ":" in inner
+    return _HOST_CHARS.issuperset(host)  # no set built from the host (every URI of every message)
