@@ -299,6 +299,9 @@ class Node(_Model):
     # senders over them by address and port. Each worker writes its own address into Via
     # and Contact, so responses and in-dialog requests come back to it.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # `validate`: results kept for PIDF-LO documents seen before (a phone re-sends the same
+    # document on every call), time-dependent checks still run per call; 0 = off.
+    validation_cache_entries: Annotated[int, Field(ge=0, le=1_000_000)] = 1024
 
 
 class B2buaConfig(_Model):

@@ -14,6 +14,7 @@ another worker (RFC 3261 §18.2.2, §12.1).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from .config import B2buaConfig, ConfigError, load_config
 from .engine.bridge import Bridge, NodeState
 from .engine.cdr import CdrWriter
 from .engine.health import TrunkHealth
+from .engine.location import configure_validation_cache
 from .admin import make_admin_app
 from .config import parse_host_port
 from .engine.probe import link_prober, trunk_prober
@@ -50,6 +52,7 @@ class B2buaNode:
     def __init__(self, config: B2buaConfig, *, worker: int | None = None) -> None:
         self.config = config
         self.worker = worker  # index among node.workers, None when the node runs alone
+        configure_validation_cache(config.node.validation_cache_entries)
         self.node = NodeState(config, CdrWriter(config.node.cdr_path, worker=worker))
         self.node.health = {trunk.name: TrunkHealth(trunk.name, trunk.health) for trunk in config.trunk}
         self.bridges: list[Bridge] = []
@@ -138,10 +141,21 @@ class B2buaNode:
 async def serve(config: B2buaConfig, worker: int | None = None) -> None:
     node = B2buaNode(config, worker=worker)
     await node.start()
+    tune_garbage_collector()
     stop = stop_event()
     log.info("node.running", name=config.node.name)
     await stop.wait()
     await node.stop()
+
+
+def tune_garbage_collector() -> None:
+    """Every call leaves a few hundred small objects that live for its transactions' 32 s;
+    with the default thresholds the cyclic collector ran every few calls and rescanned them
+    (about a fifth of the CPU per call in a profile). Objects made at start-up (config,
+    modules, tables) are moved out of its sight, and it runs ten times less often: the
+    memory the calls use is freed by reference counting either way."""
+    gc.freeze()
+    gc.set_threshold(7000, 20, 20)
 
 
 def add_arguments(parser) -> None:  # noqa: ANN001 - argparse.ArgumentParser

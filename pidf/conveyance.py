@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote
 
+from .docmemo import DocumentMemo
 from .findings import Finding, Findings
 from .model import PidfDocument
 from .parse import DEFAULT_MAX_SIZE
@@ -87,6 +88,17 @@ class HeaderIndex:
         """Comma-separated option tags of every such header, lower-cased (Supported, Require)."""
         return {t.strip().lower() for v in self.all(name) for t in v.split(",") if t.strip()}
 
+    def only(self, names: tuple[str, ...]) -> HeaderIndex:
+        """A view holding just these (lower-case, long-form) header names."""
+        view = HeaderIndex.__new__(HeaderIndex)
+        found = self._map
+        view._map = {name: found[name] for name in names if name in found}
+        return view
+
+    def key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Every name and value, hashable: equal keys mean equal lookups."""
+        return tuple((name, tuple(values)) for name, values in self._map.items())
+
 
 @dataclass(slots=True)
 class _Part:
@@ -110,22 +122,97 @@ class _Part:
         return content_id_addr(self.content_id)
 
 
+_MEDIA_TYPES: dict[str, MediaType | None] = {}
+
+
+def _media_type(raw: str | None) -> MediaType | None:
+    """:func:`parse_media_type`, remembered for the few Content-Type values a B2BUA sees
+    (the checks only read a MediaType; it is shared and must not be changed)."""
+    if raw is None:
+        return None
+    media = _MEDIA_TYPES.get(raw, False)
+    if media is False:
+        media = parse_media_type(raw)
+        if len(_MEDIA_TYPES) < 256:  # hostile values must not grow it without bound
+            _MEDIA_TYPES[raw] = media
+    return media
+
+
 def _is_blank(data: bytes) -> bool:
     return not data.strip()
+
+
+# The only SIP header fields the location checks (everything but S14 and the calling
+# number) read. The checks are given a view of just these, so their result is a function
+# of these values, the body and its parts, and the time (through Findings.timed only):
+# what pidf.memo keys a memoised result on.
+LOCATION_HEADERS = (
+    "content-type", "content-id", "content-disposition", "geolocation",
+    "geolocation-routing", "geolocation-error", "supported", "call-info",
+)  # fmt: skip
+
+
+class ContentLength:
+    """S03: RFC 3261 §20.14, declared length equals the body length. Evaluated for each
+    call (``per_call``): the SDP beside the PIDF-LO, hence the length, changes per call."""
+
+    __slots__ = ()
+    per_call = True
+
+    def evaluate(self, call: tuple[list[str], int]) -> tuple[tuple[str, str, str], ...]:
+        values, actual = call
+        if not values:
+            return (("S03", "I", f"no Content-Length (mandatory over TCP/TLS, RFC 3261 §20.14); body is {actual} bytes"),)
+        out = []
+        if len(values) > 1:
+            out.append(("S03", "E", f"{len(values)} Content-Length headers"))
+        raw = values[0].strip()
+        if not (raw.isascii() and raw.isdigit()):
+            out.append(("S03", "E", f"Content-Length {values[0]!r} is not a number"))
+        elif int(raw) != actual:
+            out.append(("S03", "E", f"Content-Length says {int(raw)} but the body is {actual} bytes"))
+        return tuple(out)
+
+
+CONTENT_LENGTH = ContentLength()
+
+
+@dataclass(slots=True)
+class LocationResult:
+    """What the location checks found, before the per-call parts (S14 marking, calling
+    number, verdict) are added by :func:`finish_report`."""
+
+    findings: Findings  # S14 findings go at index ``split``
+    split: int
+    split_slots: int  # len(findings.slots) at ``split``: the time-dependent slots before it
+    location: object | None
+    document: PidfDocument | None
+    selected_part: int | None
+    selected_part_rule: str | None
+    references: list[LocationReference]
+    parts: list[PartSummary]
+    geolocation_routing: str | None
+    first_part: int | None
+    last_part: int | None
+    has_reference: bool
 
 
 class _Inspection:
     """One run of the S checks over a conveyance (state shared by the small steps)."""
 
-    def __init__(self, conv: Conveyance, now: datetime | None, elins: frozenset[str], strict: bool, max_size: int):
+    def __init__(self, conv: Conveyance, now: datetime | None, strict: bool, max_size: int, headers: HeaderIndex | None = None,
+                 content_length: list[str] | None = None, documents: DocumentMemo | None = None):  # fmt: skip
         self.conv = conv
+        self.documents = documents  # pidf.docmemo: remembered inspections of PIDF-LO bytes seen before
         self.now = utc_now(now)
-        self.elins = elins
+        if content_length is None:
+            content_length = HeaderIndex(conv.headers).all("content-length")
+        self.call = (content_length, len(conv.body))
         self.strict = strict
         self.max_size = max_size
         self.f = Findings(strict=strict)
-        self.h = HeaderIndex(conv.headers)
-        self.media = parse_media_type(self.h.first("content-type"))
+        self.h = headers if headers is not None else HeaderIndex(conv.headers).only(LOCATION_HEADERS)
+        self.media = _media_type(self.h.first("content-type"))
         self.single = False
         self.parts: list[_Part] = []
         self.refs: list[LocationReference] = []
@@ -140,7 +227,7 @@ class _Inspection:
             for i, part in enumerate(conv.parts or []):
                 hdrs = HeaderIndex(part.headers)
                 self.parts.append(
-                    _Part(i, hdrs, part.content, parse_media_type(hdrs.first("content-type")), hdrs.first("content-id"), f"part[{i}]")
+                    _Part(i, hdrs, part.content, _media_type(hdrs.first("content-type")), hdrs.first("content-id"), f"part[{i}]")
                 )
             return
         # A single-part body is "part 0"; RFC 8262 gives it a SIP-level Content-ID.
@@ -218,19 +305,8 @@ class _Inspection:
             self.f.error("S02", "multipart body could not be split into parts", "body")
 
     def check_content_length(self) -> None:
-        """S03: RFC 3261 §20.14, declared length equals the body length."""
-        values = self.h.all("content-length")
-        actual = len(self.conv.body)
-        if not values:
-            self.f.info("S03", f"no Content-Length (mandatory over TCP/TLS, RFC 3261 §20.14); body is {actual} bytes", "header Content-Length")
-            return
-        if len(values) > 1:
-            self.f.error("S03", f"{len(values)} Content-Length headers", "header Content-Length")
-        raw = values[0].strip()
-        if not (raw.isascii() and raw.isdigit()):
-            self.f.error("S03", f"Content-Length {values[0]!r} is not a number", "header Content-Length")
-        elif int(raw) != actual:
-            self.f.error("S03", f"Content-Length says {int(raw)} but the body is {actual} bytes", "header Content-Length")
+        """S03 (see :class:`ContentLength`)."""
+        self.f.timed(CONTENT_LENGTH, self.call, "header Content-Length")
 
     def check_part_headers(self) -> None:
         """S04 (every part typed) and S05 (Content-ID syntax and uniqueness)."""
@@ -319,11 +395,14 @@ class _Inspection:
             charset = p.media.value("charset") if p.media is not None else None
             sub = Findings(strict=self.strict, prefix=p.where)
             try:
-                self.docs[p.index] = inspect_document(p.content, sub, charset=charset, now=self.now, max_size=self.max_size)
+                if self.documents is not None:
+                    self.docs[p.index] = self.documents.inspect(p.content, sub, charset=charset, now=self.now, max_size=self.max_size)
+                else:
+                    self.docs[p.index] = inspect_document(p.content, sub, charset=charset, now=self.now, max_size=self.max_size)
             except Exception as exc:  # noqa: BLE001 - never raise for any bytes
                 sub.error("P01", f"internal error while validating: {type(exc).__name__}: {exc}")
                 self.docs[p.index] = None
-            self.f.extend(sub)
+            self.f.absorb(sub)
 
     def select(self) -> tuple[int | None, str | None]:
         """First Geolocation value that leads to a location (RFC 5491 rule 9 order); else
@@ -425,32 +504,6 @@ class _Inspection:
         return value.lower()
 
     # -- S14-S16 -----------------------------------------------------------------
-    def marking(self) -> Marking:
-        """S14: [MS-SIPRE] §2.2.23, RFC 6881 ED-62, RFC 3261 §20.26, RFC 7090."""
-        priorities = self.h.all("priority")
-        priority = priorities[0].strip() if priorities else None
-        target = self.conv.request_uri or name_addr_uri(self.h.first("to"))
-        dialed = uri_user(target)
-        digits = dialed.lstrip("+") if dialed else None
-        if dialed and _TEST_URN.match(dialed) or digits in TEST_DIAL_STRINGS:
-            kind = "test"
-        elif dialed and _SOS_URN.match(dialed) or digits in EMERGENCY_DIAL_STRINGS:
-            kind = "emergency"
-        else:
-            kind = "none"
-        where = "header Priority"
-        if len(priorities) > 1:
-            self.f.warn("S14", f"{len(priorities)} Priority headers", where)
-        if priority is not None and priority.lower() not in PRIORITY_TOKENS:
-            self.f.warn("S14", f"Priority {priority!r} is not a registered value", where)
-        is_emergency_priority = (priority or "").lower() == "emergency"
-        if kind == "emergency" and not is_emergency_priority:
-            got = f"Priority: {priority}" if priority else "no Priority header"
-            self.f.warn("S14", f"call to {dialed} has {got}; emergency calls carry 'Priority: emergency' (Lync MUST)", where)
-        elif kind == "none" and is_emergency_priority:
-            self.f.warn("S14", f"Priority: emergency but {target or 'the target'} is neither a sos URN nor a known emergency dial string", where)
-        return Marking(priority=priority, dialed=dialed, kind=kind)
-
     def check_geolocation_error(self) -> None:
         """S15 syntax: RFC 6442 §4.3, one value, 1-3 digits, optional code="text"."""
         check_geolocation_error_values(self.h.all("geolocation-error"), self.f)
@@ -500,16 +553,6 @@ class _Inspection:
         )
         return first, last
 
-    def calling_number(self) -> str | None:
-        """P-Asserted-Identity wins over From ([BW], [IP])."""
-        for header in ("p-asserted-identity", "from"):
-            for value in self.h.all(header):
-                for item in split_outside_quotes(value, ","):
-                    user = uri_user(name_addr_uri(item))
-                    if user:
-                        return user
-        return None
-
     def part_summaries(self) -> list[PartSummary]:
         out = []
         for p in self.parts:
@@ -527,7 +570,7 @@ class _Inspection:
             )
         return out
 
-    def run(self) -> Report:
+    def run(self) -> LocationResult:
         self.split_body()
         self.read_references()
         self.check_content_type()
@@ -542,29 +585,98 @@ class _Inspection:
         self.check_dispositions()
         self.check_schemes()
         routing = self.check_routing()
-        marking = self.marking()
+        split, split_slots = len(self.f), len(self.f.slots)  # S14 (per call) comes here
         self.check_geolocation_error()
         self.check_call_info()
         first, last = self.check_several_pidf_parts()
-        caller = self.calling_number()
         doc = self.docs.get(selected) if selected is not None else None
-        location = doc.location if doc is not None else None
-        has_reference = any(r.scheme in REFERENCE_SCHEMES for r in self.refs)
-        return Report(
-            verdict=decide_verdict(location, self.f, has_reference=has_reference, calling_number=caller, elins=self.elins),
-            findings=list(self.f),
-            location=location,
+        return LocationResult(
+            findings=self.f,
+            split=split,
+            split_slots=split_slots,
+            location=doc.location if doc is not None else None,
             document=doc,
             selected_part=selected,
             selected_part_rule=rule,
             references=self.refs,
             parts=self.part_summaries(),
-            calling_number=caller,
-            marking=marking,
             geolocation_routing=routing,
             first_part=first,
             last_part=last,
+            has_reference=any(r.scheme in REFERENCE_SCHEMES for r in self.refs),
         )
+
+
+def marking_of(h: HeaderIndex, request_uri: str | None, f: Findings) -> Marking:
+    """S14: [MS-SIPRE] §2.2.23, RFC 6881 ED-62, RFC 3261 §20.26, RFC 7090."""
+    priorities = h.all("priority")
+    priority = priorities[0].strip() if priorities else None
+    target = request_uri or name_addr_uri(h.first("to"))
+    dialed = uri_user(target)
+    digits = dialed.lstrip("+") if dialed else None
+    if dialed and _TEST_URN.match(dialed) or digits in TEST_DIAL_STRINGS:
+        kind = "test"
+    elif dialed and _SOS_URN.match(dialed) or digits in EMERGENCY_DIAL_STRINGS:
+        kind = "emergency"
+    else:
+        kind = "none"
+    where = "header Priority"
+    if len(priorities) > 1:
+        f.warn("S14", f"{len(priorities)} Priority headers", where)
+    if priority is not None and priority.lower() not in PRIORITY_TOKENS:
+        f.warn("S14", f"Priority {priority!r} is not a registered value", where)
+    is_emergency_priority = (priority or "").lower() == "emergency"
+    if kind == "emergency" and not is_emergency_priority:
+        got = f"Priority: {priority}" if priority else "no Priority header"
+        f.warn("S14", f"call to {dialed} has {got}; emergency calls carry 'Priority: emergency' (Lync MUST)", where)
+    elif kind == "none" and is_emergency_priority:
+        f.warn("S14", f"Priority: emergency but {target or 'the target'} is neither a sos URN nor a known emergency dial string", where)
+    return Marking(priority=priority, dialed=dialed, kind=kind)
+
+
+def calling_number_of(h: HeaderIndex) -> str | None:
+    """P-Asserted-Identity wins over From ([BW], [IP])."""
+    for header in ("p-asserted-identity", "from"):
+        for value in h.all(header):
+            for item in split_outside_quotes(value, ","):
+                user = uri_user(name_addr_uri(item))
+                if user:
+                    return user
+    return None
+
+
+def finish_report(
+    result: LocationResult,
+    findings: list[Finding],
+    h: HeaderIndex,
+    request_uri: str | None,
+    elins: frozenset[str],
+    *,
+    strict: bool = False,
+) -> Report:
+    """Add what depends on this call alone (S14, calling number, verdict) to the location
+    checks' ``findings`` (``result.findings``, or a memoised copy re-timed for now)."""
+    split = result.split
+    marks = Findings(strict=strict)
+    marking = marking_of(h, request_uri, marks)
+    all_findings = [*findings[:split], *marks, *findings[split:]] if marks else list(findings)
+    caller = calling_number_of(h)
+    location = result.location
+    return Report(
+        verdict=decide_verdict(location, all_findings, has_reference=result.has_reference, calling_number=caller, elins=elins),
+        findings=all_findings,
+        location=location,
+        document=result.document,
+        selected_part=result.selected_part,
+        selected_part_rule=result.selected_part_rule,
+        references=result.references,
+        parts=result.parts,
+        calling_number=caller,
+        marking=marking,
+        geolocation_routing=result.geolocation_routing,
+        first_part=result.first_part,
+        last_part=result.last_part,
+    )
 
 
 def check_geolocation_error_values(values: list[str], f: Findings) -> None:
@@ -598,10 +710,16 @@ def validate_conveyance(
     number (P-Asserted-Identity, else From) is one of them gets ``elin_only``.
     """
     try:
-        return _Inspection(conv, now, frozenset(elins), strict, max_size).run()
+        h = HeaderIndex(conv.headers)
+        result = _Inspection(conv, now, strict, max_size, h.only(LOCATION_HEADERS), h.all("content-length")).run()
+        return finish_report(result, result.findings, h, conv.request_uri, frozenset(elins), strict=strict)
     except Exception as exc:  # noqa: BLE001 - a report for any input, never a crash
-        finding = Finding("S00", "E", f"internal error while validating: {type(exc).__name__}: {exc}", None)
-        return Report(verdict=decide_verdict(None, [finding]), findings=[finding])
+        return internal_error_report(exc)
+
+
+def internal_error_report(exc: Exception) -> Report:
+    finding = Finding("S00", "E", f"internal error while validating: {type(exc).__name__}: {exc}", None)
+    return Report(verdict=decide_verdict(None, [finding]), findings=[finding])
 
 
 def validate_response(status: int, response: Conveyance, *, request: Conveyance | None = None, emergency: bool | None = None) -> list[Finding]:
@@ -619,7 +737,7 @@ def validate_response(status: int, response: Conveyance, *, request: Conveyance 
         rh = HeaderIndex(request.headers)
         request_had_location = bool(rh.all("geolocation"))
         if emergency is None:
-            emergency = _Inspection(request, None, frozenset(), False, DEFAULT_MAX_SIZE).marking().kind != "none"
+            emergency = marking_of(rh, request.request_uri, Findings()).kind != "none"
     if status == 424:
         if not values:
             f.error("S15", "424 (Bad Location Information) without Geolocation-Error (RFC 6442 §4.3)", "status 424")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from pidf.memo import DEFAULT_ENTRIES, ValidationMemo
+
 from ..sip import BodyPart, Request
 
 PIDF_TYPE = "application/pidf+xml"
@@ -57,9 +59,14 @@ def body_summary(request: Request, body: bytes, content_type: str | None) -> lis
     """The parts of a body as records: one entry for a single-part body."""
     from ..sip import parse_media_type, parse_multipart
 
-    media = parse_media_type(content_type) if content_type else None
+    if body is request.body and content_type == request.headers.get("Content-Type"):
+        # The request's own body: its split is cached on the request, and `validate`
+        # reads the same split (conveyance_from_message), so the body is split once.
+        media, multipart = request.content_type, request.multipart
+    else:
+        media = parse_media_type(content_type) if content_type else None
+        multipart = parse_multipart(body, media) if media is not None and media.is_multipart else None
     if media is not None and media.is_multipart:
-        multipart = parse_multipart(body, media)
         if multipart is not None:
             return [part_summary(part) for part in multipart.parts]
     if not body:
@@ -100,7 +107,10 @@ def apply_location_policy(request: Request, policy: str, variant: str | None = N
             {"id": item.id, "severity": item.severity, "message": item.message} for item in outcome.report.findings
         ] if outcome.report is not None else []
     record["content_type_out"] = outcome.content_type
-    record["parts_out"] = body_summary(request, outcome.body, outcome.content_type)
+    if outcome.body is body and outcome.content_type == content_type:
+        record["parts_out"] = [dict(part) for part in record["parts_in"]]  # same inputs, same summary
+    else:
+        record["parts_out"] = body_summary(request, outcome.body, outcome.content_type)
     record["body_changed"] = outcome.body != body
     record["headers_removed"] = [
         f"{name}: {value}" for name in outcome.remove_headers for value in request.headers.get_all(name)
@@ -156,16 +166,40 @@ def _strip(request: Request, variant: str, record: dict) -> LocationOutcome:
     return outcome
 
 
+# Phones re-send the same PIDF-LO on every call (a Lync client sends its LIS-provided
+# document verbatim, timestamp and all), so `validate` remembers the location checks'
+# results keyed by exactly the bytes they read; the time-dependent checks (P13, P16) and
+# the per-call ones (S14 marking, calling number, verdict) are still evaluated per call.
+# A client that puts a per-call Content-ID on the PIDF part misses that memo but hits its
+# inner one, keyed by the document's bytes (pidf/docmemo.py): XML parsing and the
+# document checks are skipped, the cheap conveyance checks (S-codes) run per call.
+# See pidf/memo.py and pidf/docmemo.py for why a hit equals a fresh validation.
+_memo = ValidationMemo(DEFAULT_ENTRIES)
+
+
+def configure_validation_cache(entries: int) -> None:
+    """Size the memo of `validate` results: at most ``entries`` distinct location
+    conveyances, and at most ``entries`` distinct PIDF-LO documents in its inner
+    document memo (a per-call Content-ID misses the first, not the second); least
+    recently used dropped first; 0 disables both. Reconfiguring empties them.
+    ValueError for a negative size."""
+    global _memo
+    _memo = ValidationMemo(entries)
+
+
+def validation_cache() -> ValidationMemo:
+    """The memo in use (its ``hits``, ``misses`` and ``len()`` are for statistics)."""
+    return _memo
+
+
 def _validate(request: Request) -> object | None:
     """Run the `pidf` checks. They never raise by contract; should they, the call must
     still go through (an emergency call is never failed for its location), so the error
     is logged and the verdict left empty."""
-    from pidf import validate_conveyance
-
     from .conveyance import conveyance_from_message
 
     try:
-        return validate_conveyance(conveyance_from_message(request))
+        return _memo.validate(conveyance_from_message(request))
     except Exception:  # noqa: BLE001 - see docstring
         structlog.get_logger().exception("location.validate_failed", call_id=request.headers.get("Call-ID"))
         return None

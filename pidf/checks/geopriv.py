@@ -77,20 +77,10 @@ def check_usage_rules(rules: etree._Element, ctx: CheckContext, timestamp: datet
         value, problems = read_datetime(expiry.text)
         for problem in problems:
             f.warn("P13", f"retention-expiry: {problem}", At(expiry))
-        if value is not None and value < ctx.now:
-            f.warn(
-                "P13",
-                f"retention-expiry {value.isoformat()} is already past: the recipient MUST discard the location "
-                "(RFC 4119 §2.2.2); an emergency call is still routed with it",
-                At(expiry),
-            )
-    elif timestamp is not None and timestamp + DEFAULT_RETENTION < ctx.now:
-        f.warn(
-            "P13",
-            "no retention-expiry and the timestamp is over 24 h old: the default retention "
-            "(timestamp + 24 h, RFC 4119 §2.2.2) has expired",
-            At(rules),
-        )
+        if value is not None:
+            f.timed(RetentionExpiry(value), ctx.now, At(expiry))
+    elif timestamp is not None:
+        f.timed(DefaultRetention(timestamp), ctx.now, At(rules))
 
 
 def check_method(geopriv: etree._Element, ctx: CheckContext) -> None:
@@ -138,9 +128,57 @@ def check_timestamp(el: etree._Element, ctx: CheckContext) -> datetime | None:
     no_offset = any("offset" in p for p in problems)
     # Without an offset the value may be local time anywhere on earth: allow ±14 h.
     skew = CLOCK_SKEW + (_MAX_UTC_OFFSET if no_offset else timedelta(0))
-    if value > ctx.now + skew:
-        f.warn("P16", f"timestamp {value.isoformat()} is in the future", where)
-    elif value < ctx.now - STALE_AFTER:
-        age = ctx.now - value
-        f.warn("P16", f"timestamp is stale: {age.days} days {age.seconds // 3600} h old", where)
+    f.timed(TimestampAge(value, skew), ctx.now, where)
     return value
+
+
+# The checks that read the clock. Each captures what it needs from the document, so a
+# memoised validation (pidf.memo) re-evaluates exactly these for every call's ``now``.
+
+
+class RetentionExpiry:
+    """P13: RFC 4119 §2.2.2, once retention-expiry is past the recipient MUST discard the LO."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: datetime) -> None:
+        self.value = value
+
+    def evaluate(self, now: datetime) -> tuple[tuple[str, str, str], ...]:
+        if self.value < now:
+            return (("P13", "W", f"retention-expiry {self.value.isoformat()} is already past: the recipient MUST "
+                     "discard the location (RFC 4119 §2.2.2); an emergency call is still routed with it"),)
+        return ()
+
+
+class DefaultRetention:
+    """P13: no retention-expiry, so the default is the timestamp + 24 h (RFC 4119 §2.2.2)."""
+
+    __slots__ = ("timestamp",)
+
+    def __init__(self, timestamp: datetime) -> None:
+        self.timestamp = timestamp
+
+    def evaluate(self, now: datetime) -> tuple[tuple[str, str, str], ...]:
+        if self.timestamp + DEFAULT_RETENTION < now:
+            return (("P13", "W", "no retention-expiry and the timestamp is over 24 h old: the default retention "
+                     "(timestamp + 24 h, RFC 4119 §2.2.2) has expired"),)
+        return ()
+
+
+class TimestampAge:
+    """P16: a timestamp neither in the future (beyond ``skew``) nor older than STALE_AFTER."""
+
+    __slots__ = ("value", "skew")
+
+    def __init__(self, value: datetime, skew: timedelta) -> None:
+        self.value, self.skew = value, skew
+
+    def evaluate(self, now: datetime) -> tuple[tuple[str, str, str], ...]:
+        value = self.value
+        if value > now + self.skew:
+            return (("P16", "W", f"timestamp {value.isoformat()} is in the future"),)
+        if value < now - STALE_AFTER:
+            age = now - value
+            return (("P16", "W", f"timestamp is stale: {age.days} days {age.seconds // 3600} h old"),)
+        return ()
