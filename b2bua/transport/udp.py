@@ -113,19 +113,24 @@ class UdpEndpoint:
             self._on_datagram(bytes(self._view[:size]), address)
 
     def _rearm_reader(self) -> None:
-        """Register the reader again after an error-queue event.
+        """Register the reader (and the writer, when sends are queued) again after an
+        error-queue event.
 
         libuv (under uvloop) stops a poll handle that reports POLLERR, which is what a
-        queued ICMP error raises; without this the socket would never be read again after
-        the first unreachable peer. Re-registering is harmless on asyncio's loop."""
+        queued ICMP error raises, and uvloop then closes that handle once our reader has
+        run. Both callbacks are removed first, so uvloop drops the doomed handle and the
+        new registrations go on a fresh one: re-adding the reader while the writer still
+        held the old handle put it on the handle about to be closed, and the listener went
+        deaf under load (tests/integration/test_udp_after_icmp.py). Harmless on asyncio."""
         if self._closed:
             return
+        fd = self.sock.fileno()
         try:
-            self._loop.remove_reader(self.sock.fileno())
-            self._loop.add_reader(self.sock.fileno(), self._readable)
-            if self._writing:  # libuv stopped the whole handle: the writer too
-                self._loop.remove_writer(self.sock.fileno())
-                self._loop.add_writer(self.sock.fileno(), self._writable)
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+            self._loop.add_reader(fd, self._readable)
+            if self._writing:
+                self._loop.add_writer(fd, self._writable)
         except (ValueError, RuntimeError, OSError):
             pass
 

@@ -129,3 +129,36 @@ async def after_icmp_scenario(loop_name: str) -> None:
 @pytest.mark.parametrize("loop_name", sorted(LOOPS))
 def test_udp_listener_still_answers_after_icmp_port_unreachable(loop_name):
     LOOPS[loop_name](asyncio.wait_for(after_icmp_scenario(loop_name), 20))
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_a_listener_with_sends_queued_keeps_receiving_after_an_icmp_error(loop_name):
+    # Under load the socket's send buffer fills and datagrams wait for the writer; an ICMP
+    # error then comes with both reader and writer registered on the poll handle. libuv
+    # stops that handle and uvloop closes it after running our reader, so a re-arm made on
+    # the same handle is lost: the listener went deaf after the first overload.
+    from b2bua.transport.udp import UdpEndpoint, make_udp_socket
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+        errors: list[tuple] = []
+        endpoint = UdpEndpoint(loop, make_udp_socket(socket.AF_INET, (HOST, 0)),
+                               lambda data, address: received.put_nowait(data),
+                               lambda address, exc: errors.append((address, exc)))
+        port = endpoint.address[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.bind((HOST, 0))
+            try:
+                for index in range(ROUNDS):
+                    dead = (HOST, closed_udp_port())
+                    endpoint.sendto(b"to nobody", dead)  # loopback: the ICMP error is queued at once
+                    endpoint._enqueue(b"waiting for the writer", dead)  # as when the send buffer is full
+                    await asyncio.sleep(0.05)
+                    sender.sendto(b"ping %d" % index, (HOST, port))
+                    assert await asyncio.wait_for(received.get(), 2) == b"ping %d" % index
+            finally:
+                endpoint.close()
+        assert errors and all(isinstance(exc, ConnectionRefusedError) for _, exc in errors)
+
+    LOOPS[loop_name](main())
