@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import socket
 import struct
 import sys
+import termios
 from collections import deque
 from collections.abc import Callable
 
@@ -54,6 +56,7 @@ _LATCHED_ERRNOS = frozenset(
 
 _MAX_QUEUED_DATAGRAMS = 4096  # sends waiting for a full socket buffer to drain
 _READS_PER_WAKEUP = 64  # fairness: other sockets get a turn during a burst
+_READER_WATCHDOG_S = 0.5  # how often a socket with IP_RECVERR checks that it is still read
 
 Address = tuple  # (host, port) or (host, port, flowinfo, scope_id)
 
@@ -84,6 +87,9 @@ class UdpEndpoint:
         self._closed = False
         self.errqueue = enable_error_queue(sock)
         loop.add_reader(sock.fileno(), self._readable)
+        self._wakeups = 0  # _readable calls, for the watchdog
+        self._wakeups_seen = 0
+        self._watchdog = loop.call_later(_READER_WATCHDOG_S, self._check_reader) if self.errqueue else None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -92,9 +98,14 @@ class UdpEndpoint:
 
     # -- receiving ------------------------------------------------------------------------
     def _readable(self) -> None:
+        self._wakeups += 1
         # Errors first: draining the error queue also clears the latched sk_err, so the
-        # reads below do not fail with another destination's ICMP error.
-        if self._drain_errors():
+        # reads below do not fail with another destination's ICMP error. An ICMP error
+        # that finds the receive buffer full is not queued (the error queue shares it),
+        # yet it latches sk_err and raises POLLERR all the same: SO_ERROR reads and clears
+        # that one (its destination is unknown). Either way the poll handle was stopped.
+        drained = self._drain_errors()
+        if drained | self._clear_latched_error():
             self._rearm_reader()
         for _ in range(_READS_PER_WAKEUP):
             if self._closed:
@@ -133,6 +144,38 @@ class UdpEndpoint:
                 self._loop.add_writer(fd, self._writable)
         except (ValueError, RuntimeError, OSError):
             pass
+
+    def _clear_latched_error(self) -> bool:
+        if not self.errqueue:
+            return False
+        try:
+            code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:
+            return False
+        if code:
+            log.debug("udp.latched_error", local=self._local_text(), error=os.strerror(code))
+        return code != 0
+
+    def _check_reader(self) -> None:
+        """Safety net for a reader that the loop stopped calling: when datagrams wait
+        unread and the reader has not run for a whole period, register it again. (A
+        POLLERR whose cause was cleared before uvloop ran our reader - by a send in the
+        same loop turn - leaves nothing for the reader to see, and uvloop closes the
+        handle after it.) Costs one ioctl per period."""
+        if self._closed:
+            return
+        if self._wakeups == self._wakeups_seen and self._unread():
+            log.warning("udp.reader_rearmed", local=self._local_text())
+            self._rearm_reader()
+        self._wakeups_seen = self._wakeups
+        self._watchdog = self._loop.call_later(_READER_WATCHDOG_S, self._check_reader)
+
+    def _unread(self) -> bool:
+        try:
+            waiting = fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return False
+        return int.from_bytes(waiting, sys.byteorder) > 0
 
     def _drain_errors(self) -> bool:
         """Read every queued extended error and report it against its original destination;
@@ -215,6 +258,8 @@ class UdpEndpoint:
         if self._closed:
             return
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         try:
             self._loop.remove_reader(self.sock.fileno())
             if self._writing:
