@@ -34,7 +34,7 @@ lab: $(STAMP)
 test: $(STAMP) sipp
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# `make bench` runs both benchmarks in full (cps: about 20 minutes); `make bench QUICK=1`
+# `make bench` runs both benchmarks in full (cps: about 35-40 minutes); `make bench QUICK=1`
 # runs their short versions (cps: under 3 minutes). cps installs Kamailio (apt-get) and
 # Sippy (benchmarks/.venv-sippy) itself the first time it needs them.
 bench: $(STAMP) sipp
