@@ -20,6 +20,8 @@ def configure_logging(level: str = "info", *, stream=None) -> None:  # noqa: ANN
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        # One write of the whole line (print() writes the text and its line end apart):
+        # the workers of one node share stderr, and their lines must not interleave.
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
