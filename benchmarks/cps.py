@@ -45,6 +45,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -103,6 +104,19 @@ def quick_settings() -> Settings:
 
 def log(line: str = "") -> None:
     print(line, flush=True)
+
+
+def max_sockets() -> int:
+    """SIPp's -max_socket for a caller with a socket per call (-t un): what the open-file
+    limit allows (SIPp refuses a value at or above it), raised to the hard limit first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 20000 if hard == resource.RLIM_INFINITY else min(hard, 20000)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # inherited by SIPp
+            soft = wanted
+    limit = wanted if soft == resource.RLIM_INFINITY else soft
+    return max(64, min(20000, limit - 100))
 
 
 def descendants(pid: int) -> list[int]:
@@ -454,7 +468,7 @@ def run_step(variant: str, rate: float, calls: int, remote_port: int, box: Proce
     budget = settings.window_s * 1.15 + settings.hold_ms / 1000 + 1.5
     global_timeout = math.ceil(budget + 8)
     argv = ["sipp", "-sf", str(SCENARIOS / f"uac_{variant}.xml"), f"{HOST}:{remote_port}", "-i", HOST,
-            "-p", str(free_port()), "-t", "un", "-max_socket", "20000", "-s", SERVICE, "-m", str(calls), "-r", f"{rate:g}",
+            "-p", str(free_port()), "-t", "un", "-max_socket", str(max_sockets()), "-s", SERVICE, "-m", str(calls), "-r", f"{rate:g}",
             "-d", str(settings.hold_ms), "-nostdin", "-buff_size", "4194304", "-f", "10",
             "-trace_stat", "-fd", "1", "-trace_logs", "-trace_err", "-max_log_size", "50000000",
             "-default_behaviors", "all,-abortunexp", "-timeout", f"{global_timeout}s", "-timeout_error"]
