@@ -46,6 +46,37 @@ class _Timed:
     where: str | None
 
 
+class Lru(OrderedDict):
+    """At most ``entries`` items, the least recently used dropped first; counts the
+    hits and misses of :meth:`lookup` (both memos' statistics)."""
+
+    def __init__(self, entries: int) -> None:
+        if entries < 0:
+            raise ValueError("entries must be >= 0")
+        super().__init__()
+        self.entries = entries
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, key: tuple) -> object | None:
+        entry = self.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def remember(self, key: tuple, entry: object) -> None:
+        self[key] = entry
+        if len(self) > self.entries:
+            self.popitem(last=False)
+
+    def clear(self) -> None:
+        super().clear()
+        self.hits = self.misses = 0
+
+
 class _Entry:
     __slots__ = ("document", "template")
 
@@ -54,15 +85,16 @@ class _Entry:
         self.template = template
 
 
-def _template(found: Findings) -> tuple[Finding | _Timed, ...]:
-    """``found`` (made with no prefix) with each time-dependent slot as its rule."""
+def template(findings: list[Finding], slots: list, lo: int = 0, hi: int | None = None) -> tuple[Finding | _Timed, ...]:
+    """``findings[lo:hi]`` with each time-dependent slot (``Findings.slots``) as its rule
+    and its location rendered now, while the tree its lazy location points into lives."""
     items: list[Finding | _Timed] = []
-    at = 0
-    for slot in found.slots:
-        items.extend(found[at : slot.start])
-        items.append(_Timed(slot.rule, slot.where_text()))  # renders a lazy At while the tree lives
+    at = lo
+    for slot in slots:
+        items.extend(findings[at : slot.start])
+        items.append(_Timed(slot.rule, slot.where_text()))
         at = slot.start + slot.count
-    items.extend(found[at:])
+    items.extend(findings[at:hi])
     return tuple(items)
 
 
@@ -85,20 +117,23 @@ class DocumentMemo:
     ``entries`` results (0: no memo, every document inspected afresh)."""
 
     def __init__(self, entries: int, *, max_document: int = DEFAULT_MAX_DOCUMENT) -> None:
-        if entries < 0:
-            raise ValueError("entries must be >= 0")
+        self._memo = Lru(entries)
         self.entries = entries
         self.max_document = max_document
-        self._memo: OrderedDict[tuple, _Entry] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+
+    @property
+    def hits(self) -> int:
+        return self._memo.hits
+
+    @property
+    def misses(self) -> int:
+        return self._memo.misses
 
     def __len__(self) -> int:
         return len(self._memo)
 
     def clear(self) -> None:
         self._memo.clear()
-        self.hits = self.misses = 0
 
     def inspect(
         self,
@@ -115,25 +150,20 @@ class DocumentMemo:
         if not self.entries or len(data) > self.max_document:
             return inspect_document(data, findings, charset=charset, now=now, max_size=max_size, max_depth=max_depth)
         key = (bytes(data), charset, findings.strict, max_size, max_depth)
-        entry = self._memo.get(key)
+        entry = self._memo.lookup(key)
         if entry is not None:
-            self._memo.move_to_end(key)
-            self.hits += 1
             _replay(entry.template, findings, now)
             return entry.document
-        self.misses += 1
         bare = Findings(strict=findings.strict)  # no prefix: locations are joined per caller
         try:
             document = inspect_document(data, bare, charset=charset, now=now, max_size=max_size, max_depth=max_depth)
         except BaseException:
             # Give the caller what a fresh inspection had added before it raised; remember nothing.
-            _replay(_template(bare), findings, now)
+            _replay(template(bare, bare.slots), findings, now)
             raise
-        template = _template(bare)
-        self._memo[key] = _Entry(document, template)
-        if len(self._memo) > self.entries:
-            self._memo.popitem(last=False)
-        _replay(template, findings, now)
+        found = template(bare, bare.slots)
+        self._memo.remember(key, _Entry(document, found))
+        _replay(found, findings, now)
         return document
 
 

@@ -26,12 +26,12 @@ and must be treated as read-only.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 
 from .conveyance import (
     _COMPACT,
+    _media_type,
     LOCATION_HEADERS,
     PIDF_TYPE,
     Conveyance,
@@ -41,11 +41,10 @@ from .conveyance import (
     finish_report,
     internal_error_report,
 )
-from .docmemo import DocumentMemo
-from .findings import Finding, TimedRule
+from .docmemo import DocumentMemo, Lru, _Timed, template
+from .findings import Finding
 from .parse import DEFAULT_MAX_SIZE
 from .report import LocationReference, PartSummary, Report
-from .sipvalues import parse_media_type
 from .validate import utc_now
 
 DEFAULT_ENTRIES = 1024
@@ -54,28 +53,8 @@ DEFAULT_ENTRIES = 1024
 DEFAULT_MAX_BODY = 16 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class _Timed:
-    """A time-dependent check in a findings template, with its rendered location."""
-
-    rule: TimedRule
-    where: str | None
-
-
-def _template(result: LocationResult, lo: int, hi: int, slots: list) -> tuple[Finding | _Timed, ...]:
-    findings = result.findings
-    items: list[Finding | _Timed] = []
-    at = lo
-    for slot in slots:
-        items.extend(findings[at : slot.start])
-        items.append(_Timed(slot.rule, slot.where_text()))
-        at = slot.start + slot.count
-    items.extend(findings[at:hi])
-    return tuple(items)
-
-
-def _realise(template: tuple[Finding | _Timed, ...], now: datetime, call: tuple, out: list[Finding]) -> None:
-    for item in template:
+def _realise(items: tuple[Finding | _Timed, ...], now: datetime, call: tuple, out: list[Finding]) -> None:
+    for item in items:
         if item.__class__ is Finding:
             out.append(item)
         else:
@@ -93,24 +72,17 @@ class _Entry:
         self.multipart = multipart
         slots = result.findings.slots
         before, after = slots[: result.split_slots], slots[result.split_slots :]
-        self.before = _template(result, 0, result.split, before)
-        self.after = _template(result, result.split, len(result.findings), after)
+        self.before = template(result.findings, before, 0, result.split)
+        self.after = template(result.findings, after, result.split)
         # Keep what the report needs but not the lxml tree the findings' lazy locations
         # point into (rendered above), nor the Findings object with its slots.
-        self.result = LocationResult(
+        self.result = replace(
+            result,
             findings=None,  # type: ignore[arg-type] - the templates stand for them
             split=0,
             split_slots=0,
-            location=result.location,
-            document=result.document,
-            selected_part=result.selected_part,
-            selected_part_rule=result.selected_part_rule,
             references=[_copy_reference(r) for r in result.references],
             parts=[_copy_part(p) for p in result.parts],
-            geolocation_routing=result.geolocation_routing,
-            first_part=result.first_part,
-            last_part=result.last_part,
-            has_reference=result.has_reference,
         )
 
     def result_at(self, now: datetime, call: tuple, contents: list[bytes]) -> tuple[LocationResult, list[Finding]]:
@@ -121,20 +93,11 @@ class _Entry:
         split = len(findings)
         _realise(self.after, now, call, findings)
         r = self.result
-        fresh = LocationResult(
-            findings=None,  # type: ignore[arg-type]
+        fresh = replace(
+            r,
             split=split,
-            split_slots=0,
-            location=r.location,
-            document=r.document,
-            selected_part=r.selected_part,
-            selected_part_rule=r.selected_part_rule,
             references=[_copy_reference(ref) for ref in r.references],
             parts=[_summary(p, contents[p.index]) for p in r.parts],
-            geolocation_routing=r.geolocation_routing,
-            first_part=r.first_part,
-            last_part=r.last_part,
-            has_reference=r.has_reference,
         )
         return fresh, findings
 
@@ -152,6 +115,11 @@ def _summary(part: PartSummary, content: bytes) -> PartSummary:
                        hashlib.sha256(content).hexdigest(), part.pidf)  # fmt: skip
 
 
+def _mime(raw: str | None) -> str | None:
+    media = _media_type(raw)
+    return media.mime if media is not None else None
+
+
 def _part_header(headers: list[tuple[str, str]], wanted: str) -> str | None:
     """The first value of a part header, looked up as HeaderIndex does."""
     for name, value in headers:
@@ -166,18 +134,21 @@ class ValidationMemo:
     results (0: no memo, every call validated afresh)."""
 
     def __init__(self, entries: int = DEFAULT_ENTRIES, *, max_body: int = DEFAULT_MAX_BODY) -> None:
-        if entries < 0:
-            raise ValueError("entries must be >= 0")
+        self._memo = Lru(entries)
         self.entries = entries
         self.max_body = max_body
-        self._memo: OrderedDict[tuple, _Entry] = OrderedDict()
         # The inner memo: one PIDF-LO document's inspection, keyed by its bytes (and
         # charset, strict, max_size), for conveyances that miss only because their
         # headers changed (a per-call Content-ID). Same size; 0 disables both.
         self.documents = DocumentMemo(entries, max_document=max_body)
-        self._mimes: dict[str, str | None] = {}
-        self.hits = 0
-        self.misses = 0
+
+    @property
+    def hits(self) -> int:
+        return self._memo.hits
+
+    @property
+    def misses(self) -> int:
+        return self._memo.misses
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -185,7 +156,6 @@ class ValidationMemo:
     def clear(self) -> None:
         self._memo.clear()
         self.documents.clear()
-        self.hits = self.misses = 0
 
     def validate(
         self,
@@ -204,35 +174,22 @@ class ValidationMemo:
             located = h.only(LOCATION_HEADERS)
             content_length = h.all("content-length")
             key = self._key(conv, located, strict, max_size) if self.entries else None
-            if key is not None:
-                entry = self._memo.get(key)
-                if entry is not None:
-                    self._memo.move_to_end(key)
-                    self.hits += 1
-                    contents = [p.content for p in conv.parts] if conv.parts is not None and entry.multipart else [conv.body]
-                    result, findings = entry.result_at(now, (content_length, len(conv.body)), contents)
-                    return finish_report(result, findings, h, conv.request_uri, elins, strict=strict)
-            self.misses += 1
+            if key is None:
+                entry = None
+                self._memo.misses += 1  # validated afresh all the same
+            else:
+                entry = self._memo.lookup(key)
+            if entry is not None:
+                contents = [p.content for p in conv.parts] if conv.parts is not None and entry.multipart else [conv.body]
+                result, findings = entry.result_at(now, (content_length, len(conv.body)), contents)
+                return finish_report(result, findings, h, conv.request_uri, elins, strict=strict)
             documents = self.documents if self.entries else None
             result = _Inspection(conv, now, strict, max_size, located, content_length, documents).run()
             if key is not None:
-                self._memo[key] = _Entry(result, multipart=key[1] is None)
-                if len(self._memo) > self.entries:
-                    self._memo.popitem(last=False)
+                self._memo.remember(key, _Entry(result, multipart=key[1] is None))
             return finish_report(result, result.findings, h, conv.request_uri, elins, strict=strict)
         except Exception as exc:  # noqa: BLE001 - a report for any input, never a crash
             return internal_error_report(exc)
-
-    def _mime(self, raw: str | None) -> str | None:
-        if raw is None:
-            return None
-        mime = self._mimes.get(raw, False)
-        if mime is False:
-            media = parse_media_type(raw)
-            mime = media.mime if media is not None else None
-            if len(self._mimes) < 256:  # hostile values must not grow it without bound
-                self._mimes[raw] = mime
-        return mime
 
     def _key(self, conv: Conveyance, located: HeaderIndex, strict: bool, max_size: int) -> tuple | None:
         """Exactly what the location checks read, or None when not worth remembering.
@@ -243,7 +200,7 @@ class ValidationMemo:
         resolution needs a Content-ID, Lync's fallback takes a PIDF part). So the SDP
         beside the PIDF-LO, which changes per call, is not in the key. Otherwise the body
         is the single part, and is in the key whole."""
-        multipart = (self._mime(located.first("content-type")) or "").startswith("multipart/")
+        multipart = (_mime(located.first("content-type")) or "").startswith("multipart/")
         if multipart:
             body = None
             blank = not conv.body.strip()
@@ -257,7 +214,7 @@ class ValidationMemo:
             keyed = []
             for p in conv.parts:
                 headers = tuple(map(tuple, p.headers))
-                used = self._mime(_part_header(p.headers, "content-type")) == PIDF_TYPE or \
+                used = _mime(_part_header(p.headers, "content-type")) == PIDF_TYPE or \
                     _part_header(p.headers, "content-id") is not None
                 if used or not multipart:
                     size += len(p.content)

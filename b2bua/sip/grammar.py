@@ -7,7 +7,8 @@ send and leave strictness to the callers that need it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, Protocol, TypeVar
 
 from .errors import MessageError
 
@@ -185,3 +186,34 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 def is_token(text: str) -> bool:
     """RFC 3261 §25.1 token."""
     return bool(text) and TOKEN_CHARS.issuperset(text)
+
+
+class _Copyable(Protocol):
+    def copy(self): ...  # noqa: ANN201
+
+
+_Parsed = TypeVar("_Parsed", bound=_Copyable)
+
+
+class ParsedTexts(Generic[_Parsed]):
+    """Each distinct text parsed once: values that repeat in every message of a dialog
+    (From, To, Contact, the URIs in them) skip the grammar. Every caller gets its own
+    `copy()`, which it may change. Bounded: emptied when full, and long texts are not
+    kept. A text that does not parse is not remembered (the parse raises each time)."""
+
+    def __init__(self, parse: Callable[[str], _Parsed], size: int = 1024, longest: int = 512) -> None:
+        self._parse = parse
+        self._size = size
+        self._longest = longest  # characters
+        self._seen: dict[str, _Parsed] = {}
+
+    def parse(self, text: str) -> _Parsed:
+        parsed = self._seen.get(text)
+        if parsed is None:
+            parsed = self._parse(text)
+            if len(text) <= self._longest:
+                if len(self._seen) >= self._size:
+                    self._seen.clear()
+                self._seen[text] = parsed
+        return parsed.copy()
+

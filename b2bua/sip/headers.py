@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import MessageError
-from .grammar import TOKEN_CHARS, Params, is_token, parse_params, split_outside_quotes
+from .grammar import TOKEN_CHARS, Params, ParsedTexts, is_token, parse_params, split_outside_quotes
 from .uri import SipUri, Uri, parse_port, parse_uri
 
 # RFC 3261 §7.3.3 (i m e l c f s k t v), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
@@ -156,25 +156,9 @@ class NameAddr:
         return f"NameAddr({str(self)!r})"
 
 
-# From, To and Contact values repeat in every message of a dialog (the INVITE, its
-# responses, the ACK, the BYE and its 200 carry the same From): each distinct value is
-# parsed once and every caller gets its own copy, which it may change. Bounded: emptied
-# when full, and long values are not kept. A value that does not parse is not remembered.
-_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
-_NAME_ADDR_CACHE_SIZE = 1024
-_CACHED_VALUE_MAX = 512  # characters
-
-
 def parse_name_addr(value: str) -> NameAddr:
     """A name-addr or addr-spec (RFC 3261 §20.10, §25.1); MessageError when it is neither."""
-    parsed = _NAME_ADDR_CACHE.get(value)
-    if parsed is None:
-        parsed = _parse_name_addr(value)
-        if len(value) <= _CACHED_VALUE_MAX:
-            if len(_NAME_ADDR_CACHE) >= _NAME_ADDR_CACHE_SIZE:
-                _NAME_ADDR_CACHE.clear()
-            _NAME_ADDR_CACHE[value] = parsed
-    return parsed.copy()
+    return _NAME_ADDRS.parse(value)
 
 
 def _parse_name_addr(value: str) -> NameAddr:
@@ -207,6 +191,11 @@ def _parse_name_addr(value: str) -> NameAddr:
         # (RFC 4475 §3.1.2.13).
         raise MessageError(f"URI with headers outside angle brackets in {value!r}")
     return NameAddr(parse_uri(uri_text), None, parse_params(rest) if semicolon else Params(), False)
+
+
+# From, To and Contact values repeat in every message of a dialog (the INVITE, its
+# responses, the ACK, the BYE and its 200 carry the same From).
+_NAME_ADDRS: ParsedTexts[NameAddr] = ParsedTexts(_parse_name_addr)
 
 
 _DISPLAY_CHARS = TOKEN_CHARS | frozenset(" \t")

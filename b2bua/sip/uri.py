@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote as percent_decode
 
 from .errors import MessageError
-from .grammar import Params, parse_params
+from .grammar import Params, ParsedTexts, parse_params
 
 
 @dataclass(eq=False)
@@ -146,25 +146,9 @@ Uri = SipUri | TelUri | AbsoluteUri
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
 
 
-# The same URIs come again and again (a trunk's Contact, a caller's address in the
-# Request-URI of every in-dialog request): each distinct text is parsed once and every
-# caller gets its own copy, which it may change. Bounded: emptied when full, and long
-# texts are not kept. A text that does not parse is not remembered.
-_URI_CACHE: dict[str, Uri] = {}
-_URI_CACHE_SIZE = 1024
-_CACHED_TEXT_MAX = 512  # characters
-
-
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise MessageError when it is not one."""
-    parsed = _URI_CACHE.get(text)
-    if parsed is None:
-        parsed = _parse_uri(text)
-        if len(text) <= _CACHED_TEXT_MAX:
-            if len(_URI_CACHE) >= _URI_CACHE_SIZE:
-                _URI_CACHE.clear()
-            _URI_CACHE[text] = parsed
-    return parsed.copy()
+    return _URIS.parse(text)
 
 
 def _parse_uri(text: str) -> Uri:
@@ -265,3 +249,9 @@ def _valid_host(host: str) -> bool:
         inner = host[1:-1]
         return bool(inner) and host.endswith("]") and _IPV6_CHARS.issuperset(inner) and ":" in inner
     return _HOST_CHARS.issuperset(host)  # no set built from the host (every URI of every message)
+
+
+# The same URIs come again and again (a trunk's Contact, a caller's address in the
+# Request-URI of every in-dialog request).
+_URIS: ParsedTexts[Uri] = ParsedTexts(_parse_uri)
+

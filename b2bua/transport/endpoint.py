@@ -213,7 +213,11 @@ class Transport:
                 sock.close()
                 raise
         listener.host, listener.port = sock.getsockname()[:2]
-        self._listeners.append(listener)
+        if shared:
+            self._listeners.append(listener)
+        else:  # before any shared one: the first match names us in Via/Contact
+            first_shared = next((i for i, item in enumerate(self._listeners) if item.shared), len(self._listeners))
+            self._listeners.insert(first_shared, listener)
         log.info("transport.listening", transport=kind, host=listener.host, port=listener.port)
         return listener
 
@@ -246,7 +250,7 @@ class Transport:
         LookupError if there is none."""
         kind = transport.lower()
         wanted = _family(family)
-        for listener in sorted(self._listeners, key=lambda item: item.shared):
+        for listener in self._listeners:  # unshared ones come first (see listen)
             if listener.transport == kind and listener.family == wanted:
                 return listener.local_address()
         raise LookupError(f"no {kind} listener for {wanted.name}")
@@ -410,7 +414,7 @@ class Transport:
         if listener is not None and listener.udp is not None and listener.family == family:
             return listener.udp
         candidates = [item for item in self._listeners if item.udp is not None and item.family == family]
-        if any(item.shared for item in candidates):
+        if len(candidates) > 1 and candidates[-1].shared:
             # Requests go out from this process's own socket, so their responses (rport,
             # RFC 3581) come back here and not to another worker on the shared port.
             candidates = [item for item in candidates if not item.shared] or candidates
