@@ -197,9 +197,11 @@ _Parsed = TypeVar("_Parsed", bound=_Copyable)
 
 class ParsedTexts(Generic[_Parsed]):
     """Each distinct text parsed once: values that repeat in every message of a dialog
-    (From, To, Contact, the URIs in them) skip the grammar. Every caller gets its own
-    `copy()`, which it may change. Bounded: emptied when full, and long texts are not
-    kept. A text that does not parse is not remembered (the parse raises each time)."""
+    (From, To, Contact, the URIs in them) skip the grammar. `parse` gives every caller
+    its own `copy()`, which it may change; `shared` gives the remembered object itself,
+    for read-only views (a message's From/To/Contact). Bounded: emptied when full, and
+    long texts are not kept. A text that does not parse is not remembered (the parse
+    raises each time)."""
 
     def __init__(self, parse: Callable[[str], _Parsed], size: int = 1024, longest: int = 512) -> None:
         self._parse = parse
@@ -208,6 +210,10 @@ class ParsedTexts(Generic[_Parsed]):
         self._seen: dict[str, _Parsed] = {}
 
     def parse(self, text: str) -> _Parsed:
+        return self.shared(text).copy()
+
+    def shared(self, text: str) -> _Parsed:
+        """The parse of `text`, shared with every other caller: never to be changed."""
         parsed = self._seen.get(text)
         if parsed is None:
             parsed = self._parse(text)
@@ -215,5 +221,5 @@ class ParsedTexts(Generic[_Parsed]):
                 if len(self._seen) >= self._size:
                     self._seen.clear()
                 self._seen[text] = parsed
-        return parsed.copy()
+        return parsed
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .errors import MessageError
 from .grammar import TOKEN_CHARS, Params, ParsedTexts, is_token, parse_params, split_outside_quotes
-from .uri import SipUri, Uri, parse_port, parse_uri
+from .uri import SipUri, Uri, parse_port, uri_view
 
 # RFC 3261 §7.3.3 (i m e l c f s k t v), RFC 3515 (r), RFC 3892 (b), RFC 4028 (x),
 # RFC 6665 (o, u), RFC 3841 (a, j, d).
@@ -161,6 +161,13 @@ def parse_name_addr(value: str) -> NameAddr:
     return _NAME_ADDRS.parse(value)
 
 
+def name_addr_view(value: str) -> NameAddr:
+    """`parse_name_addr` without the copy: the object is shared with every other view of
+    the same text and must not be changed (a message's From/To/Contact views; whoever
+    keeps or edits one takes a `copy()`, as dialogs do)."""
+    return _NAME_ADDRS.shared(value)
+
+
 def _parse_name_addr(value: str) -> NameAddr:
     value = value.strip()
     if not value:
@@ -177,7 +184,7 @@ def _parse_name_addr(value: str) -> NameAddr:
                     raise MessageError(f"unterminated display name in {value!r}")
             elif not _plain_display_name(display):
                 raise MessageError(f"display name with separators must be quoted in {value!r}")
-        uri = parse_uri(value[langle + 1 : rangle])
+        uri = uri_view(value[langle + 1 : rangle])  # owned by the remembered NameAddr: not changed either
         rest = value[rangle + 1 :].strip()
         if rest and not rest.startswith(";"):
             raise MessageError(f"garbage after address in {value!r}")
@@ -190,7 +197,7 @@ def _parse_name_addr(value: str) -> NameAddr:
         # RFC 3261 §20.10: a URI with headers must be written in angle brackets
         # (RFC 4475 §3.1.2.13).
         raise MessageError(f"URI with headers outside angle brackets in {value!r}")
-    return NameAddr(parse_uri(uri_text), None, parse_params(rest) if semicolon else Params(), False)
+    return NameAddr(uri_view(uri_text), None, parse_params(rest) if semicolon else Params(), False)
 
 
 # From, To and Contact values repeat in every message of a dialog (the INVITE, its
@@ -314,6 +321,20 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    # Every message carries one and few texts recur ("1 INVITE", "2 BYE"); a CSeq is frozen.
+    cseq = _CSEQS.get(value)
+    if cseq is None:
+        cseq = _parse_cseq(value)
+        if len(_CSEQS) >= 1024:
+            _CSEQS.clear()
+        _CSEQS[value] = cseq
+    return cseq
+
+
+_CSEQS: dict[str, CSeq] = {}
+
+
+def _parse_cseq(value: str) -> CSeq:
     parts = value.split()
     if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit() or not is_token(parts[1]):
         raise MessageError(f"bad CSeq {value!r}")
@@ -325,6 +346,11 @@ def parse_cseq(value: str) -> CSeq:
 
 def parse_name_addr_list(value: str) -> list[NameAddr]:
     return [parse_name_addr(piece) for piece in split_outside_quotes(value, ",") if piece.strip()]
+
+
+def name_addr_list_view(value: str) -> list[NameAddr]:
+    """`parse_name_addr_list` of shared, read-only values (see `name_addr_view`)."""
+    return [name_addr_view(piece) for piece in split_outside_quotes(value, ",") if piece.strip()]
 
 
 def option_tags(values: list[str]) -> list[str]:

@@ -15,8 +15,11 @@ Rules kept here:
   still be addressed to the sender.
 - The typed views (`via`, `from_`, `to`, `contact`, the URI's params ...) are parsed
   once and cached. They are views: change a header through `headers.set/add/remove`
-  (which rewrites that one line). The Request-URI is the exception: a change made to
-  `request.uri` in place is noticed and the request line rewritten.
+  (which rewrites that one line). From, To, Contact, Route and Record-Route views are
+  even shared between messages that carry the same text (parsed once per text, not per
+  message): never change one in place; `copy()` it to keep or edit it. The Request-URI
+  is the exception: it is the request's own, and a change made to `request.uri` in
+  place is noticed and the request line rewritten.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ from .headers import (
     Via,
     canonical_name,
     header_key,
+    name_addr_list_view,
+    name_addr_view,
     name_and_key,
     option_tags,
     parse_cseq,
-    parse_name_addr,
-    parse_name_addr_list,
     parse_via,
 )
 from .uri import SipUri, Uri, parse_uri
@@ -68,7 +71,8 @@ def _one_line(text: str, what: str) -> str:
 
 
 class HeaderField:
-    """One header field as it stands in the message."""
+    """One header field as it stands in the message. Never changed once made (the parser
+    shares the field of a line it has seen before between messages)."""
 
     __slots__ = ("name", "key", "value", "raw")
 
@@ -241,14 +245,14 @@ class Message:
     def from_(self) -> NameAddr:
         value = self.headers._parsed.get("from", _UNPARSED)
         if value is _UNPARSED:
-            value = self.headers._parsed["from"] = parse_name_addr(self._required("From"))
+            value = self.headers._parsed["from"] = name_addr_view(self._required("From"))
         return value  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
         value = self.headers._parsed.get("to", _UNPARSED)
         if value is _UNPARSED:
-            value = self.headers._parsed["to"] = parse_name_addr(self._required("To"))
+            value = self.headers._parsed["to"] = name_addr_view(self._required("To"))
         return value  # type: ignore[return-value]
 
     @property
@@ -270,17 +274,17 @@ class Message:
         value = self.headers._parsed.get("contact", _UNPARSED)
         if value is _UNPARSED:
             values = self.headers.get_all("Contact")
-            value = [] if values == ["*"] else [parse_name_addr(item) for item in values]
+            value = [] if values == ["*"] else [name_addr_view(item) for item in values]
             self.headers._parsed["contact"] = value
         return value  # type: ignore[return-value]
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return self.headers.parsed("record-route", lambda: parse_name_addr_list(", ".join(self.headers.get_all("Record-Route"))))
+        return self.headers.parsed("record-route", lambda: name_addr_list_view(", ".join(self.headers.get_all("Record-Route"))))
 
     @property
     def route(self) -> list[NameAddr]:
-        return self.headers.parsed("route", lambda: parse_name_addr_list(", ".join(self.headers.get_all("Route"))))
+        return self.headers.parsed("route", lambda: name_addr_list_view(", ".join(self.headers.get_all("Route"))))
 
     @property
     def content_type(self) -> MediaType | None:
@@ -564,6 +568,16 @@ def _parse_start_line(line: bytes) -> Request | Response:
     return request
 
 
+# Header lines repeat: within a call (From, To, Call-ID and CSeq in every message of a
+# transaction or dialog) and across calls (`Max-Forwards: 70`, a Content-Type, a phone's
+# Contact or User-Agent). A line met before is not decoded and split again: its
+# HeaderField is reused, shared by the messages that carry that line (a HeaderField is
+# never changed once made; `Headers.set` replaces it). Bounded: emptied when full.
+_LINE_FIELDS: dict[bytes, HeaderField] = {}
+_LINE_FIELDS_SIZE = 4096
+_LINE_LONGEST = 256  # bytes; longer lines are parsed every time
+
+
 def _parse_header_fields(lines: list[bytes], limits: Limits) -> tuple[list[HeaderField], MessageError | None]:
     """Header fields from the head's lines (`lines[0]` is the start line, skipped).
 
@@ -576,9 +590,18 @@ def _parse_header_fields(lines: list[bytes], limits: Limits) -> tuple[list[Heade
     max_headers = limits.max_headers
     count = len(lines)
     index = 1
+    known_lines = _LINE_FIELDS
     while index < count:
         line = lines[index]
         index += 1
+        known = known_lines.get(line)
+        if known is not None and (index == count or lines[index][0] not in _FOLD) and len(line) <= max_line:
+            fields.append(known)  # a line seen before, not folded here
+            if len(fields) > max_headers:
+                if error is None:
+                    error = MessageError(f"more than {max_headers} header fields", 513)
+                break
+            continue
         if line[0] in _FOLD:
             if error is None:
                 error = MessageError("continuation line before any header")
@@ -610,7 +633,12 @@ def _parse_header_fields(lines: list[bytes], limits: Limits) -> tuple[list[Heade
                 error = MessageError(f"malformed header line {text.strip(_LWS)[:80]!r}")
             continue
         canonical, key = name_and_key(name)
-        fields.append(HeaderField(canonical, value, raw, key))
+        item = HeaderField(canonical, value, raw, key)
+        fields.append(item)
+        if raw is line and len(line) <= _LINE_LONGEST:
+            if len(known_lines) >= _LINE_FIELDS_SIZE:
+                known_lines.clear()
+            known_lines[line] = item
         if len(fields) > max_headers:
             if error is None:
                 error = MessageError(f"more than {max_headers} header fields", 513)

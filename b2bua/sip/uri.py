@@ -151,6 +151,11 @@ def parse_uri(text: str) -> Uri:
     return _URIS.parse(text)
 
 
+def uri_view(text: str) -> Uri:
+    """`parse_uri` without the copy: shared, never to be changed (see `ParsedTexts.shared`)."""
+    return _URIS.shared(text)
+
+
 def _parse_uri(text: str) -> Uri:
     text = text.strip()
     scheme, colon, rest = text.partition(":")

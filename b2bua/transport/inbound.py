@@ -8,7 +8,6 @@ import ipaddress
 
 from b2bua.sip import MessageError, Request, Response, make_response, new_tag
 from b2bua.sip.grammar import split_list
-from b2bua.sip.headers import parse_via
 
 
 def stamp_via(request: Request, source_host: str, source_port: int) -> bool:
@@ -20,27 +19,24 @@ def stamp_via(request: Request, source_host: str, source_port: int) -> bool:
     `received` is added even when the address is the same. Only the top Via element is
     rewritten; the other elements of its header field are kept. Returns True if changed.
     """
-    fields = request.headers.fields_named("Via")
-    if not fields:
+    vias = request.via  # parsed (and checked) by the parser already
+    if not vias:
         return False
-    elements = split_list(fields[0].value)
-    if not elements:
-        return False
-    top = parse_via(elements[0])
+    top = vias[0]
     source = _bare(source_host)
-    changed = False
     rport_asked = "rport" in top.params and not top.params.get("rport")
+    # RFC 5118 §4.5: an IPv6 received value is written without brackets.
+    add_received = (rport_asked or not same_address(top.host_address, source)) and top.params.get("received") != source
+    if not (rport_asked or add_received):
+        return False  # the common case: the message is left exactly as it came
+    top = top.copy()
     if rport_asked:
         top.params.set("rport", str(source_port))
-        changed = True
-    if rport_asked or not same_address(top.host_address, source):
-        # RFC 5118 §4.5: an IPv6 received value is written without brackets.
-        if top.params.get("received") != source:
-            top.params.set("received", source)
-            changed = True
-    if not changed:
-        return False
+    if add_received:
+        top.params.set("received", source)
     value = str(top)
+    fields = request.headers.fields_named("Via")
+    elements = split_list(fields[0].value)
     if len(fields) == 1 and len(elements) == 1:
         request.headers.set("Via", value)  # replaced where it stood
     else:

@@ -718,3 +718,42 @@ def test_generated_requests_parse_and_serialize_byte_exact(data):
     assert message.to_bytes() == data
     assert message.cseq.method == message.method
     assert message.from_.tag and message.top_via.branch.startswith("z9hG4bK")
+
+
+# -- what the parser remembers between messages ---------------------------------------------
+
+
+def test_a_known_header_line_followed_by_a_continuation_is_still_unfolded():
+    parse_message(request("Subject: first part"))  # the line is now known
+    message = parse_message(request("Subject: first part", " and the rest"))
+    assert message.headers.get("Subject") == "first part and the rest"
+    assert message.headers.fields_named("Subject")[0].raw == b"Subject: first part\r\n and the rest\r\n"
+
+
+def test_a_known_header_line_over_a_stricter_line_limit_is_refused():
+    line = "Subject: " + "x" * 120
+    parse_message(request(line))  # known under the default limits
+    error = refused(request(line), Limits(max_line=100))
+    assert error.status == 513 and "exceeds 100" in error.reason
+
+
+def test_messages_sharing_header_lines_read_the_same_and_serialize_unchanged():
+    first, second = request(), request()
+    one, two = parse_message(first), parse_message(second)
+    assert one.from_ == two.from_ and one.from_.tag == "1928301774"
+    assert one.to_bytes() == first and two.to_bytes() == second
+
+
+def test_changing_a_copy_of_a_from_view_leaves_every_message_view_alone():
+    one, two = parse_message(request()), parse_message(request())
+    mine = one.from_.copy()
+    mine.params.set("tag", "changed")
+    mine.uri.params.set("transport", "tcp")
+    assert one.from_.tag == two.from_.tag == "1928301774"
+    assert str(two.from_.uri) == "sip:alice@example.com"
+
+
+def test_a_header_set_through_the_api_replaces_the_shared_field_of_one_message_only():
+    one, two = parse_message(request("Subject: shared")), parse_message(request("Subject: shared"))
+    one.headers.set("Subject", "mine")
+    assert one.headers.get("Subject") == "mine" and two.headers.get("Subject") == "shared"
