@@ -65,20 +65,39 @@ class Conveyance:
     parts: list[MimePart] | None  # None when the body is not multipart or could not be split
     body_defects: list[str] = field(default_factory=list)  # MIME defects the tolerant splitter accepted
     request_uri: str | None = None
+    # The hex SHA-256 of body or part bytes the caller has computed already, by those
+    # bytes (the B2BUA's CDR record hashes every part): the part summaries reuse them.
+    sha256: dict[bytes, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+_KEYS: dict[str, str] = {}
+
+
+def header_key(name: str) -> str:
+    """The lookup key of a header name: stripped, lower-case, long form."""
+    key = _KEYS.get(name)
+    if key is None:
+        key = name.strip().lower()
+        key = _COMPACT.get(key, key)
+        if len(_KEYS) < 512:  # the few names a B2BUA sees; odd spellings must not grow it without bound
+            _KEYS[name] = key
+    return key
 
 
 class HeaderIndex:
-    """Case-insensitive header lookup; values in message order."""
+    """Case-insensitive header lookup; values in message order (a tuple per name)."""
 
     def __init__(self, headers: list[tuple[str, str]]) -> None:
-        self._map: dict[str, list[str]] = {}
+        found: dict[str, tuple[str, ...]] = {}
+        keys = _KEYS
         for name, value in headers:
-            key = name.strip().lower()
-            key = _COMPACT.get(key, key)
-            self._map.setdefault(key, []).append(value)
+            key = keys.get(name) or header_key(name)
+            values = found.get(key)
+            found[key] = (value,) if values is None else (*values, value)
+        self._map = found
 
-    def all(self, name: str) -> list[str]:
-        return self._map.get(name.lower(), [])
+    def all(self, name: str) -> tuple[str, ...]:
+        return self._map.get(name.lower(), ())
 
     def first(self, name: str) -> str | None:
         values = self._map.get(name.lower())
@@ -90,14 +109,19 @@ class HeaderIndex:
 
     def only(self, names: tuple[str, ...]) -> HeaderIndex:
         """A view holding just these (lower-case, long-form) header names."""
-        view = HeaderIndex.__new__(HeaderIndex)
         found = self._map
-        view._map = {name: found[name] for name in names if name in found}
+        return HeaderIndex.of({name: found[name] for name in names if name in found})
+
+    @staticmethod
+    def of(mapping: dict[str, tuple[str, ...]]) -> HeaderIndex:
+        """An index of these values by lookup key (see :func:`header_key`)."""
+        view = HeaderIndex.__new__(HeaderIndex)
+        view._map = mapping
         return view
 
     def key(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """Every name and value, hashable: equal keys mean equal lookups."""
-        return tuple((name, tuple(values)) for name, values in self._map.items())
+        """Every name and its values, hashable: equal keys mean equal lookups."""
+        return tuple(self._map.items())
 
 
 @dataclass(slots=True)
@@ -138,6 +162,11 @@ def _media_type(raw: str | None) -> MediaType | None:
     return media
 
 
+def digest(conv: Conveyance, content: bytes) -> str:
+    """The hex SHA-256 of some bytes of ``conv``: the caller's, or computed."""
+    return conv.sha256.get(content) or hashlib.sha256(content).hexdigest()
+
+
 def _is_blank(data: bytes) -> bool:
     return not data.strip()
 
@@ -159,8 +188,10 @@ class ContentLength:
     __slots__ = ()
     per_call = True
 
-    def evaluate(self, call: tuple[list[str], int]) -> tuple[tuple[str, str, str], ...]:
+    def evaluate(self, call: tuple[tuple[str, ...], int]) -> tuple[tuple[str, str, str], ...]:
         values, actual = call
+        if len(values) == 1 and values[0] == str(actual):
+            return ()  # the usual case, without the parsing below
         if not values:
             return (("S03", "I", f"no Content-Length (mandatory over TCP/TLS, RFC 3261 §20.14); body is {actual} bytes"),)
         out = []
@@ -195,13 +226,16 @@ class LocationResult:
     first_part: int | None
     last_part: int | None
     has_reference: bool
+    # S08: the Content-IDs (lower-case) the documents refer to by cid:, which pidf.memo
+    # must not rename.
+    cid_targets: frozenset[str] = frozenset()
 
 
 class _Inspection:
     """One run of the S checks over a conveyance (state shared by the small steps)."""
 
     def __init__(self, conv: Conveyance, now: datetime | None, strict: bool, max_size: int, headers: HeaderIndex | None = None,
-                 content_length: list[str] | None = None, documents: DocumentMemo | None = None):  # fmt: skip
+                 content_length: tuple[str, ...] | None = None, documents: DocumentMemo | None = None):  # fmt: skip
         self.conv = conv
         self.documents = documents  # pidf.docmemo: remembered inspections of PIDF-LO bytes seen before
         self.now = utc_now(now)
@@ -217,6 +251,7 @@ class _Inspection:
         self.parts: list[_Part] = []
         self.refs: list[LocationReference] = []
         self.docs: dict[int, PidfDocument | None] = {}
+        self.cid_targets: set[str] = set()
 
     # -- body shape --------------------------------------------------------
     def split_body(self) -> None:
@@ -427,6 +462,7 @@ class _Inspection:
                     if not ref.lower().startswith("cid:"):
                         continue
                     target = unquote(ref[4:]).strip().lower()
+                    self.cid_targets.add(target)
                     hits = [p for p in self.parts if (p.cid_addr or "").lower() == target]
                     if not hits:
                         self.f.warn("S08", f"{ref} in the PIDF-LO matches no body part", self.parts[i].where)
@@ -564,7 +600,7 @@ class _Inspection:
                     content_id=p.content_id,
                     disposition=disp,
                     size=len(p.content),
-                    sha256=hashlib.sha256(p.content).hexdigest(),
+                    sha256=digest(self.conv, p.content),
                     pidf=p.is_pidf,
                 )
             )
@@ -604,6 +640,7 @@ class _Inspection:
             first_part=first,
             last_part=last,
             has_reference=any(r.scheme in REFERENCE_SCHEMES for r in self.refs),
+            cid_targets=frozenset(self.cid_targets),
         )
 
 
@@ -679,7 +716,7 @@ def finish_report(
     )
 
 
-def check_geolocation_error_values(values: list[str], f: Findings) -> None:
+def check_geolocation_error_values(values: tuple[str, ...], f: Findings) -> None:
     where = "header Geolocation-Error"
     if len(values) > 1:
         f.error("S15", f"{len(values)} Geolocation-Error headers (exactly one value allowed)", where)

@@ -1,10 +1,9 @@
 """A bounded memo of single PIDF-LO document inspections (:func:`pidf.validate.inspect_document`).
 
-:class:`pidf.memo.ValidationMemo` remembers whole conveyances; its key holds every
-part's headers, so a client that puts a per-call Content-ID on the PIDF part
-(``Content-ID: <caller-loc-1234@host>``, ``Geolocation: <cid:caller-loc-1234@host>``)
-never hits it. The document inside is the same bytes call after call, though, and
-inspecting it (XML parsing, reading the model, the P/C/G/M checks) is most of the cost.
+:class:`pidf.memo.ValidationMemo` remembers whole conveyances (a per-call Content-ID
+held as a placeholder); a conveyance it misses (a new one, or one whose Content-IDs
+cannot be renamed) often carries a document seen before, and inspecting it (XML
+parsing, reading the model, the P/C/G/M checks) is most of the cost.
 
 What an inspection reads: the document's bytes, the MIME ``charset``, ``strict`` (the
 lenient findings), ``max_size`` and ``max_depth`` -- and the time, only through
@@ -57,24 +56,30 @@ class Lru(OrderedDict):
         self.entries = entries
         self.hits = 0
         self.misses = 0
+        self._newest: object | None = None  # the most recently used entry
 
     def lookup(self, key: tuple) -> object | None:
         entry = self.get(key)
         if entry is None:
             self.misses += 1
             return None
-        self.move_to_end(key)
+        if entry is not self._newest:  # else it is last already (a phone calling again)
+            self.move_to_end(key)
+            self._newest = entry
         self.hits += 1
         return entry
 
     def remember(self, key: tuple, entry: object) -> None:
+        """Remember ``entry`` under a new ``key`` (each entry its own object)."""
         self[key] = entry
+        self._newest = entry
         if len(self) > self.entries:
             self.popitem(last=False)
 
     def clear(self) -> None:
         super().clear()
         self.hits = self.misses = 0
+        self._newest = None
 
 
 class _Entry:

@@ -140,6 +140,11 @@ def normalise_number(number: str | None) -> str | None:
     return digits or None
 
 
+def degrades(finding: Finding) -> bool:
+    """Whether a finding makes a location by value ``by_value_degraded`` (rule 1 below)."""
+    return finding.severity == ERROR and finding.id not in LOCATION_NEUTRAL_CHECKS
+
+
 def decide_verdict(
     location: Location | None,
     findings: list[Finding],
@@ -157,8 +162,7 @@ def decide_verdict(
     4. else ``no_location``.
     """
     if location is not None and location.has_location:
-        degraded = any(f.severity == ERROR and f.id not in LOCATION_NEUTRAL_CHECKS for f in findings)
-        return Verdict.BY_VALUE_DEGRADED if degraded else Verdict.LOCATION_BY_VALUE_VALID
+        return Verdict.BY_VALUE_DEGRADED if any(map(degrades, findings)) else Verdict.LOCATION_BY_VALUE_VALID
     if has_reference:
         return Verdict.BY_REFERENCE_ONLY
     caller = normalise_number(calling_number)
@@ -176,5 +180,6 @@ __all__ = [
     "PartSummary",
     "Report",
     "decide_verdict",
+    "degrades",
     "normalise_number",
 ]

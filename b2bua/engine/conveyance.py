@@ -11,9 +11,11 @@ from pidf.conveyance import Conveyance, MimePart
 from ..sip import MessageError, Request, Response, parse_message
 
 
-def conveyance_from_message(message: Request | Response) -> Conveyance:
-    multipart = message.multipart
-    media = message.content_type
+def conveyance_from_message(message: Request | Response, *, sha256: dict[bytes, str] | None = None,
+                            split: tuple | None = None) -> Conveyance:  # fmt: skip
+    """``sha256``: digests of body or part bytes the caller has computed, by those bytes;
+    ``split``: the message's ``(content_type, multipart)``, if the caller has read them."""
+    media, multipart = split if split is not None else (message.content_type, message.multipart)
     defects: list[str] = list(media.defects) if media is not None else []
     parts = None
     if multipart is not None:
@@ -21,13 +23,8 @@ def conveyance_from_message(message: Request | Response) -> Conveyance:
         defects = list(multipart.defects)
     elif media is not None and media.is_multipart:
         defects.append("boundary-missing" if media.boundary is None else "unsplittable")
-    return Conveyance(
-        headers=message.headers.items(),
-        body=message.body,
-        parts=parts,
-        body_defects=defects,
-        request_uri=str(message.uri) if isinstance(message, Request) else None,
-    )
+    uri = str(message.uri) if isinstance(message, Request) else None
+    return Conveyance(message.headers.items(), message.body, parts, defects, uri, sha256 if sha256 is not None else {})
 
 
 def conveyance_from_bytes(data: bytes) -> Conveyance:

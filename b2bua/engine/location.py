@@ -23,6 +23,7 @@ import structlog
 from pidf.memo import DEFAULT_ENTRIES, ValidationMemo
 
 from ..sip import BodyPart, Request
+from .conveyance import conveyance_from_message
 
 PIDF_TYPE = "application/pidf+xml"
 LOCATION_HEADERS = ("Geolocation", "Geolocation-Routing")
@@ -44,22 +45,30 @@ class LocationOutcome:
         return bool(self.remove_headers) or self.stale_content_length is not None or self.record.get("body_changed", False)
 
 
-def part_summary(part: BodyPart) -> dict:
+def part_summary(part: BodyPart, digests: dict[bytes, str] | None = None) -> dict:
     disposition = part.header("Content-Disposition")
+    sha256 = hashlib.sha256(part.content).hexdigest()
+    if digests is not None:
+        digests[part.content] = sha256
     return {
         "content_type": part.header("Content-Type"),
         "content_id": part.content_id,
         "content_disposition": disposition,
         "size": len(part.content),
-        "sha256": hashlib.sha256(part.content).hexdigest(),
+        "sha256": sha256,
     }
 
 
-def body_summary(request: Request, body: bytes, content_type: str | None) -> list[dict]:
-    """The parts of a body as records: one entry for a single-part body."""
+def body_summary(request: Request, body: bytes, content_type: str | None, digests: dict[bytes, str] | None = None,
+                 split: tuple | None = None) -> list[dict]:  # fmt: skip
+    """The parts of a body as records: one entry for a single-part body. ``digests``:
+    where to put each part's sha256 by its bytes, for `validate` to reuse. ``split``:
+    the request's (media type, multipart), when ``body`` is the request's own."""
     from ..sip import parse_media_type, parse_multipart
 
-    if body is request.body and content_type == request.headers.get("Content-Type"):
+    if split is not None:
+        media, multipart = split
+    elif body is request.body and content_type == request.headers.get("Content-Type"):
         # The request's own body: its split is cached on the request, and `validate`
         # reads the same split (conveyance_from_message), so the body is split once.
         media, multipart = request.content_type, request.multipart
@@ -68,15 +77,18 @@ def body_summary(request: Request, body: bytes, content_type: str | None) -> lis
         multipart = parse_multipart(body, media) if media is not None and media.is_multipart else None
     if media is not None and media.is_multipart:
         if multipart is not None:
-            return [part_summary(part) for part in multipart.parts]
+            return [part_summary(part, digests) for part in multipart.parts]
     if not body:
         return []
+    sha256 = hashlib.sha256(body).hexdigest()
+    if digests is not None:
+        digests[body] = sha256
     return [{
         "content_type": content_type,
         "content_id": request.headers.get("Content-ID"),
         "content_disposition": request.headers.get("Content-Disposition"),
         "size": len(body),
-        "sha256": hashlib.sha256(body).hexdigest(),
+        "sha256": sha256,
     }]
 
 
@@ -87,11 +99,15 @@ def _is_pidf(part: BodyPart) -> bool:
 def apply_location_policy(request: Request, policy: str, variant: str | None = None, *, validate: bool = False) -> LocationOutcome:
     content_type = request.headers.get("Content-Type")
     body = request.body
+    validating = policy == "validate" or validate
+    digests: dict[bytes, str] | None = {} if validating else None  # the parts' sha256, for the report's too
+    # The request's own body, split once (cached on the request) for the record and `validate`.
+    split = (request.content_type, request.multipart)
     record: dict = {
         "policy": policy,
         "variant": variant if policy == "strip" else None,
         "content_type_in": content_type,
-        "parts_in": body_summary(request, body, content_type),
+        "parts_in": body_summary(request, body, content_type, digests, split),
         "geolocation_in": request.headers.get_all("Geolocation"),
         "geolocation_routing_in": request.headers.get("Geolocation-Routing"),
         "headers_removed": [],
@@ -100,8 +116,8 @@ def apply_location_policy(request: Request, policy: str, variant: str | None = N
         outcome = _strip(request, variant or "full", record)
     else:
         outcome = LocationOutcome(policy, None, body, content_type, record=record)
-    if policy == "validate" or validate:
-        outcome.report = _validate(request)
+    if validating:
+        outcome.report = _validate(request, digests, split)
         record["verdict"] = outcome.report.verdict if outcome.report is not None else None
         record["findings"] = [
             {"id": item.id, "severity": item.severity, "message": item.message} for item in outcome.report.findings
@@ -169,18 +185,18 @@ def _strip(request: Request, variant: str, record: dict) -> LocationOutcome:
 # Phones re-send the same PIDF-LO on every call (a Lync client sends its LIS-provided
 # document verbatim, timestamp and all), so `validate` remembers the location checks'
 # results keyed by exactly the bytes they read; the time-dependent checks (P13, P16) and
-# the per-call ones (S14 marking, calling number, verdict) are still evaluated per call.
-# A client that puts a per-call Content-ID on the PIDF part misses that memo but hits its
-# inner one, keyed by the document's bytes (pidf/docmemo.py): XML parsing and the
-# document checks are skipped, the cheap conveyance checks (S-codes) run per call.
-# See pidf/memo.py and pidf/docmemo.py for why a hit equals a fresh validation.
+# the per-call ones (S03, S14 marking, calling number, verdict) are still evaluated per
+# call. A per-call Content-ID on the PIDF part (and in the Geolocation cid: URL) is keyed
+# as a placeholder, so such a client hits that memo too; a conveyance it misses still
+# hits the inner one, keyed by the document's bytes (pidf/docmemo.py). See pidf/memo.py
+# and pidf/docmemo.py for why a hit equals a fresh validation.
 _memo = ValidationMemo(DEFAULT_ENTRIES)
 
 
 def configure_validation_cache(entries: int) -> None:
     """Size the memo of `validate` results: at most ``entries`` distinct location
-    conveyances, and at most ``entries`` distinct PIDF-LO documents in its inner
-    document memo (a per-call Content-ID misses the first, not the second); least
+    conveyances (per-call Content-IDs aside), and at most ``entries`` distinct PIDF-LO
+    documents in its inner document memo; least
     recently used dropped first; 0 disables both. Reconfiguring empties them.
     ValueError for a negative size."""
     global _memo
@@ -192,14 +208,13 @@ def validation_cache() -> ValidationMemo:
     return _memo
 
 
-def _validate(request: Request) -> object | None:
+def _validate(request: Request, digests: dict[bytes, str] | None = None, split: tuple | None = None) -> object | None:
     """Run the `pidf` checks. They never raise by contract; should they, the call must
     still go through (an emergency call is never failed for its location), so the error
-    is logged and the verdict left empty."""
-    from .conveyance import conveyance_from_message
-
+    is logged and the verdict left empty. ``digests``, ``split``: what the record has
+    computed already (see `conveyance_from_message`)."""
     try:
-        return _memo.validate(conveyance_from_message(request))
+        return _memo.validate(conveyance_from_message(request, sha256=digests, split=split))
     except Exception:  # noqa: BLE001 - see docstring
         structlog.get_logger().exception("location.validate_failed", call_id=request.headers.get("Call-ID"))
         return None

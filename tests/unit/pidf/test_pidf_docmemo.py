@@ -1,12 +1,12 @@
 """`pidf.docmemo.DocumentMemo`, the inner memo of `ValidationMemo`: a remembered document
 inspection is the inspection, whatever Content-ID / Geolocation cid the call carries.
 
-Clients put a per-call Content-ID on the PIDF part (``Content-ID: <caller-loc-1234@host>``
-with ``Geolocation: <cid:caller-loc-1234@host>``): the conveyance key differs on every
-call, the PIDF bytes do not. For every fixture of the corpus, a validation whose outer key
-misses (the cid renamed, consistently in the Content-ID and every header that refers to
-it) but whose documents were inspected before must equal a fresh ``validate_conveyance``
-of that conveyance, at several times.
+The outer memo keys a Content-ID as a placeholder of its length (test_pidf_memo_cid.py),
+so a Content-ID renamed to one of another length misses it while the PIDF bytes are the
+same. For every fixture of the corpus, a validation whose outer key misses (the cid
+renamed, consistently in the Content-ID and every header that refers to it) but whose
+documents were inspected before must equal a fresh ``validate_conveyance`` of that
+conveyance, at several times.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from test_pidf_memo import (
 from b2bua.engine.conveyance import conveyance_from_bytes
 from pidf import Conveyance, MimePart, validate_conveyance
 from pidf.body import crlf
-from pidf.docmemo import DocumentMemo
+from pidf.docmemo import DocumentMemo, Lru
 from pidf.findings import Findings
 from pidf.memo import ValidationMemo
 from pidf.sipvalues import content_id_addr
@@ -41,8 +41,15 @@ from pidf.validate import inspect_document
 
 
 def _other(addr: str) -> str:
-    """The same length (so Content-Length and the MIME framing stay right), different
-    even when compared case-insensitively (cid matching is)."""
+    """One character longer (the outer memo misses), different even when compared
+    case-insensitively (cid matching is). The body is not rewritten, so its length and
+    MIME framing stay right."""
+    return "q" + addr
+
+
+def same_length(addr: str) -> str:
+    """The same length (so the outer memo's placeholder is the same), different even
+    when compared case-insensitively."""
     first = "q" if addr[0].lower() != "q" else "z"
     return first + addr[1:]
 
@@ -54,12 +61,12 @@ def content_ids(conv: Conveyance) -> list[str]:
     return [a for a in dict.fromkeys(content_id_addr(v) for v in values) if a]
 
 
-def renamed(conv: Conveyance, *, references: bool = True, content_id: bool = True) -> Conveyance:
-    """``conv`` with every Content-ID address renamed; ``references``: also in the headers
-    that refer to it (Geolocation ``cid:x`` or Lync's ``cid:sip:x``, Call-Info), as a
-    client with per-call Content-IDs sends; ``content_id``: in the Content-ID fields.
-    The part contents (the PIDF-LO bytes) are left alone."""
-    mapping = {a.lower(): _other(a) for a in content_ids(conv)}
+def renamed(conv: Conveyance, *, references: bool = True, content_id: bool = True, other=_other) -> Conveyance:
+    """``conv`` with every Content-ID address renamed (by ``other``); ``references``:
+    also in the headers that refer to it (Geolocation ``cid:x`` or Lync's ``cid:sip:x``,
+    Call-Info), as a client with per-call Content-IDs sends; ``content_id``: in the
+    Content-ID fields. The part contents (the PIDF-LO bytes) are left alone."""
+    mapping = {a.lower(): other(a) for a in content_ids(conv)}
     if not mapping:
         return conv
     pattern = re.compile("|".join(re.escape(a) for a in sorted(mapping, key=len, reverse=True)), re.IGNORECASE)
@@ -228,3 +235,17 @@ def test_a_document_entry_does_not_keep_the_xml_tree():
             found.append(obj)
         todo.extend(gc.get_referents(obj))
     assert found == []
+
+
+def test_the_lru_drops_the_least_recently_used_whatever_was_used_last():
+    lru = Lru(2)
+    a, b, c, d = object(), object(), object(), object()
+    lru.remember(("a",), a)
+    lru.remember(("b",), b)
+    assert lru.lookup(("b",)) is b and lru.lookup(("b",)) is b  # the newest, used again
+    assert lru.lookup(("a",)) is a
+    lru.remember(("c",), c)  # drops b
+    assert list(lru) == [("a",), ("c",)]
+    assert lru.lookup(("a",)) is a
+    lru.remember(("d",), d)  # drops c
+    assert list(lru) == [("a",), ("d",)] and (lru.hits, lru.misses) == (4, 0)
