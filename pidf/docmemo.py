@@ -117,14 +117,10 @@ def _replay(template: tuple[Finding | _Timed, ...], into: Findings, now: datetim
             into.timed(item.rule, now, item.where)
 
 
-class DocumentMemo:
-    """:func:`pidf.validate.inspect_document` with a least-recently-used memo of
-    ``entries`` results (0: no memo, every document inspected afresh)."""
+class _Counted:
+    """The statistics of a memo kept in an :class:`Lru` (``self._memo``)."""
 
-    def __init__(self, entries: int, *, max_document: int = DEFAULT_MAX_DOCUMENT) -> None:
-        self._memo = Lru(entries)
-        self.entries = entries
-        self.max_document = max_document
+    _memo: Lru
 
     @property
     def hits(self) -> int:
@@ -136,6 +132,16 @@ class DocumentMemo:
 
     def __len__(self) -> int:
         return len(self._memo)
+
+
+class DocumentMemo(_Counted):
+    """:func:`pidf.validate.inspect_document` with a least-recently-used memo of
+    ``entries`` results (0: no memo, every document inspected afresh)."""
+
+    def __init__(self, entries: int, *, max_document: int = DEFAULT_MAX_DOCUMENT) -> None:
+        self._memo = Lru(entries)
+        self.entries = entries
+        self.max_document = max_document
 
     def clear(self) -> None:
         self._memo.clear()

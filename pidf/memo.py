@@ -59,6 +59,7 @@ from datetime import UTC, datetime
 from .conveyance import (
     _KEYS,
     LOCATION_HEADERS,
+    PIDF_TYPE,
     Conveyance,
     HeaderIndex,
     LocationResult,
@@ -71,7 +72,7 @@ from .conveyance import (
     internal_error_report,
     marking_of,
 )
-from .docmemo import DocumentMemo, Lru, _Timed, template
+from .docmemo import DocumentMemo, Lru, _Counted, _Timed, template
 from .findings import Finding, Findings, Verdict
 from .parse import DEFAULT_MAX_SIZE
 from .report import (
@@ -96,19 +97,14 @@ DEFAULT_MAX_BODY = 16 * 1024
 _READ = (*LOCATION_HEADERS, "content-length", "priority", "to", "p-asserted-identity", "from")
 _CONTENT_LENGTH, _PRIORITY, _TO, _PAI, _FROM = range(len(LOCATION_HEADERS), len(_READ))
 _SLOTS = {key: slot for slot, key in enumerate(_READ)}
-_SPELLINGS: dict[str, int | None] = {}  # a header name as written: its slot, or None
 
 
 def _read(headers: list[tuple[str, str]]) -> list[tuple[str, ...] | None]:
     """The values of each of ``_READ`` (None: absent) as :class:`HeaderIndex` has them."""
     read: list[tuple[str, ...] | None] = [None] * len(_READ)
-    spellings = _SPELLINGS
+    keys = _KEYS
     for name, value in headers:
-        slot = spellings.get(name, -1)
-        if slot == -1:
-            slot = _SLOTS.get(header_key(name))
-            if len(spellings) < 512:  # the few names a B2BUA sees; odd spellings must not grow it without bound
-                spellings[name] = slot
+        slot = _SLOTS.get(keys.get(name) or header_key(name))
         if slot is not None:
             values = read[slot]
             read[slot] = (value,) if values is None else (*values, value)
@@ -120,17 +116,10 @@ def _index(read: list[tuple[str, ...] | None], keys: tuple[str, ...] = _READ) ->
     return HeaderIndex.of({key: values for key, values in zip(keys, read) if values is not None})
 
 
-_PIDF_TYPES: dict[str | None, bool] = {}
-
-
 def _is_pidf(raw: str | None) -> bool:
-    """Whether a Content-Type value is application/pidf+xml (as ``_Part.is_pidf``);
-    remembered in ``_PIDF_TYPES`` for the few values a B2BUA sees."""
+    """Whether a Content-Type value is application/pidf+xml (as ``_Part.is_pidf``)."""
     media = _media_type(raw)
-    pidf = media is not None and media.type == "application" and media.subtype == "pidf+xml"
-    if len(_PIDF_TYPES) < 256:  # hostile values must not grow it without bound
-        _PIDF_TYPES[raw] = pidf
-    return pidf
+    return media is not None and media.mime == PIDF_TYPE
 
 
 # A Content-ID the key may hold as a placeholder (see the module docstring).
@@ -457,7 +446,7 @@ def _remember(memo: dict, key: object, value: tuple, entries: int) -> tuple:
     return value
 
 
-class ValidationMemo:
+class ValidationMemo(_Counted):
     """:func:`pidf.validate_conveyance` with a least-recently-used memo of ``entries``
     results (0: no memo, every call validated afresh)."""
 
@@ -472,17 +461,6 @@ class ValidationMemo:
         # S14 and the calling number, by what they read of the headers.
         self._markings: dict[tuple, tuple] = {}
         self._callers: dict[object, tuple[str | None]] = {}
-
-    @property
-    def hits(self) -> int:
-        return self._memo.hits
-
-    @property
-    def misses(self) -> int:
-        return self._memo.misses
-
-    def __len__(self) -> int:
-        return len(self._memo)
 
     def clear(self) -> None:
         self._memo.clear()
@@ -588,7 +566,6 @@ class ValidationMemo:
         types = located[_CONTENT_TYPE]
         media = _media_type(types[0]) if types else None
         multipart = media is not None and media.type == "multipart"
-        pidf_types = _PIDF_TYPES
         body = conv.body
         if multipart:
             blank = not body or body.isspace()  # not body.strip(), without the copy
@@ -616,9 +593,7 @@ class ValidationMemo:
                     elif key == "content-disposition" and disposition is None:
                         disposition = value
                 content = None
-                pidf = pidf_types.get(content_type)
-                if pidf is None:
-                    pidf = _is_pidf(content_type)
+                pidf = _is_pidf(content_type)
                 if not multipart or content_id is not None or pidf:
                     content = p.content
                     size += len(content)

@@ -321,17 +321,9 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
-    # Every message carries one and few texts recur ("1 INVITE", "2 BYE"); a CSeq is frozen.
-    cseq = _CSEQS.get(value)
-    if cseq is None:
-        cseq = _parse_cseq(value)
-        if len(_CSEQS) >= 1024:
-            _CSEQS.clear()
-        _CSEQS[value] = cseq
-    return cseq
-
-
-_CSEQS: dict[str, CSeq] = {}
+    # Every message carries one and few texts recur ("1 INVITE", "2 BYE"); a CSeq is
+    # frozen, so the remembered one is handed out as it is.
+    return _CSEQS.shared(value)
 
 
 def _parse_cseq(value: str) -> CSeq:
@@ -342,6 +334,9 @@ def _parse_cseq(value: str) -> CSeq:
     if seq >= 2**31:  # RFC 3261 §8.1.1.5: less than 2**31
         raise MessageError(f"CSeq number too large in {value!r}")
     return CSeq(seq, parts[1])
+
+
+_CSEQS: ParsedTexts[CSeq] = ParsedTexts(_parse_cseq)
 
 
 def parse_name_addr_list(value: str) -> list[NameAddr]:
