@@ -11,6 +11,7 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -382,10 +383,20 @@ class B2buaConfig(_Model):
                                      f"(node.workers = {workers})")
 
     def trunk_named(self, name: str) -> Trunk:
-        return next(trunk for trunk in self.trunk if trunk.name == name)
+        return self._trunks[name]
 
     def group_named(self, name: str) -> TrunkGroup:
-        return next(group for group in self.trunk_group if group.name == name)
+        return self._groups[name]
+
+    # Looked up for every call's route plan; names are unique (checked above) and the
+    # model is frozen, so each index is built once.
+    @cached_property
+    def _trunks(self) -> dict[str, Trunk]:
+        return {trunk.name: trunk for trunk in self.trunk}
+
+    @cached_property
+    def _groups(self) -> dict[str, TrunkGroup]:
+        return {group.name: group for group in self.trunk_group}
 
 
 def _unique(kind: str, names: list[str]) -> None:

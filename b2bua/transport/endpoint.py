@@ -553,7 +553,8 @@ class Transport:
     def _call(self, callback: Callable, *args: object) -> None:
         try:
             result = callback(*args)
-            if inspect.isawaitable(result):
+            # Most callbacks are plain functions returning None: skip the inspect call.
+            if result is not None and inspect.isawaitable(result):
                 self._spawn(result)
         except Exception:
             log.exception("transport.callback_failed", callback=getattr(callback, "__qualname__", repr(callback)))
