@@ -180,6 +180,9 @@ def udp_bound(port: int) -> bool:
     return False
 
 
+_LIVE: set[Process] = set()  # started here and not yet seen to end: stopped if the run is ended
+
+
 class Process:
     """A process this script started (own session); ended by its PID only."""
 
@@ -196,6 +199,7 @@ class Process:
         self.pid = self.popen.pid
         self.rusage = None
         self.cleanup: list[Path] = []  # directories to remove once it has stopped
+        _LIVE.add(self)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -211,6 +215,7 @@ class Process:
             if pid == self.pid:
                 self.rusage = rusage
                 self.popen.returncode = os.waitstatus_to_exitcode(status)
+                _LIVE.discard(self)
                 return self.popen.returncode
             time.sleep(0.02)
         return None
@@ -228,6 +233,13 @@ class Process:
         for pid in pids[1:]:  # workers that outlived their parent (never seen, but bounded)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+    @staticmethod
+    def stop_all() -> None:
+        """End every process still running (the run was interrupted or failed)."""
+        for process in list(_LIVE):
+            process.stop(signal.SIGKILL, grace=1.0)
+            _LIVE.discard(process)
 
     def tail(self, chars: int = 1500) -> str:
         if self.log_path and self.log_path.exists():
@@ -823,8 +835,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _end_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM (and SIGHUP) end the run like Ctrl-C: the `finally` blocks stop SIPp and the
+    box, which run in sessions of their own and would otherwise outlive the script."""
+    signal.signal(signum, signal.SIG_IGN)  # a second one does not cut the clean-up short
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _end_on_signal)
+    try:
+        return _run(args)
+    finally:
+        Process.stop_all()
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = quick_settings() if args.quick else Settings()
     for option, name in (("window", "window_s"), ("hold_ms", "hold_ms"), ("start_rate", "start_rate"),
                          ("max_rate", "max_rate"), ("factor", "factor"), ("max_bisect", "max_bisect"),

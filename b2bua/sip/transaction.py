@@ -664,6 +664,10 @@ class TransactionLayer:
     def __init__(self, config: TimerConfig | None = None) -> None:
         self.config = config or TimerConfig()
         self._clients: dict[TransactionKey, ClientTransaction] = {}
+        # The same, by where their requests went: an ICMP error names a peer, and after an
+        # overload thousands arrive (one per 2xx retransmitted to a caller that gave up),
+        # so failing that peer's transactions must not scan every transaction (§17.1.4).
+        self._clients_at: dict[Peer, dict[ClientTransaction, None]] = {}
         self._servers: dict[TransactionKey, ServerTransaction] = {}
         self._rfc2543_servers: list[ServerTransaction] = []  # matched by the §17.2.3 fallback
         self._accepted: dict[AckKey, InviteServerTransaction] = {}  # ACK for 2xx -> INVITE
@@ -693,8 +697,12 @@ class TransactionLayer:
             txn = NonInviteClientTransaction(request, peer, self.config)
         if txn.key in self._clients:
             raise ValueError(f"branch {txn.key.branch} already in use for {txn.key.method}")
-        self._clients[txn.key] = txn
+        self._add_client(txn)
         return txn, self._settle(txn, txn.start(now))
+
+    def _add_client(self, txn: ClientTransaction) -> None:
+        self._clients[txn.key] = txn
+        self._clients_at.setdefault(txn.peer, {})[txn] = None
 
     def cancel(self, invite_transaction: InviteClientTransaction, now: float, reason: str | None = None) -> list[Event]:
         """CANCEL a pending INVITE (§9.1): sent once a provisional has arrived, queued until
@@ -712,7 +720,7 @@ class TransactionLayer:
 
     def _send_cancel(self, invite: InviteClientTransaction, cancel: Request, now: float) -> list[Event]:
         cancel_txn = NonInviteClientTransaction(cancel, invite.peer, self.config)
-        self._clients[cancel_txn.key] = cancel_txn
+        self._add_client(cancel_txn)
         events = self._settle(cancel_txn, cancel_txn.start(now))
         invite.cancel_sent(now)
         self._settle(invite, [])
@@ -722,8 +730,8 @@ class TransactionLayer:
         """The transport cannot reach `peer`: fail at once every client transaction whose
         request is outstanding there (§8.1.3.1, §17.1.4) - no waiting for Timer B/F."""
         events: list[Event] = []
-        for txn in list(self._clients.values()):
-            if txn.peer == peer and txn.state in (CALLING, TRYING, PROCEEDING):
+        for txn in list(self._clients_at.get(peer, ())):
+            if txn.state in (CALLING, TRYING, PROCEEDING):
                 events += self._settle(txn, txn.transport_error(now))
         return events
 
@@ -875,6 +883,11 @@ class TransactionLayer:
         if isinstance(txn, ClientTransaction):
             if self._clients.get(txn.key) is txn:
                 del self._clients[txn.key]
+            at_peer = self._clients_at.get(txn.peer)
+            if at_peer is not None:
+                at_peer.pop(txn, None)
+                if not at_peer:
+                    del self._clients_at[txn.peer]
             if isinstance(txn, InviteClientTransaction):
                 self._queued_cancels.pop(txn, None)
                 self._cancel_requested.discard(txn)

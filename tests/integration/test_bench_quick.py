@@ -9,9 +9,13 @@ Kamailio and Sippy are left to `make bench` (they may need installing).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +78,43 @@ def test_quick_run_writes_one_ladder_per_target_and_body(quick_run):
             assert ladder["box_peak_rss_kib"] and ladder["box_startup_s"] is not None, where
             assert all(step["box_cpu_s"] is not None for step in ladder["steps"]), where
     assert isinstance(result["ratios"], dict)  # no peer ran: no ratio, but the key is there
+
+
+def _descendants(pid: int) -> set[int]:
+    sys.path.insert(0, str(CPS.parent))
+    try:
+        from cps import descendants
+    finally:
+        sys.path.remove(str(CPS.parent))
+    return set(descendants(pid)) - {pid}
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has ended; its parent has not reaped it
+
+
+def test_a_terminated_run_leaves_no_sipp_or_box_running(tmp_path):
+    argv = [sys.executable, str(CPS), "--quick", "--no-install", "--targets", "ours-pass-w2",
+            "--variants", "emergency", "--json", str(tmp_path / "cps.json")]
+    run = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(started) < 4:  # SIPp UAS, the node, 2 workers
+            started |= _descendants(run.pid)
+            time.sleep(0.05)
+        assert len(started) >= 4, f"the run started only {sorted(started)}"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=30) != 0
+        assert [pid for pid in started if _running(pid)] == []
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in started:  # what a failing run left behind (started by this test)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

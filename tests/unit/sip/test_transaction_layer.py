@@ -148,6 +148,29 @@ def test_transport_error_fails_every_client_transaction_to_that_peer_at_once():
     assert elsewhere.state is TransactionState.CALLING
 
 
+def test_transport_error_skips_transactions_that_ended_and_fails_later_ones_to_that_peer():
+    layer = TransactionLayer()
+    layer.send_request(request(branch="z9hG4bKold"), ECRC, 0.0)
+    run_until(layer, 32.0)  # Timer B: gone
+    assert layer.transport_error(ECRC, 32.1) == []
+    assert layer._clients_at == {}  # nothing kept for a peer once its transactions ended
+    later, _ = layer.send_request(request(branch="z9hG4bKnew"), ECRC, 40.0)
+    elsewhere, _ = layer.send_request(request(branch="z9hG4bKother"), OTHER, 40.0)
+    events = layer.transport_error(ECRC, 40.1)
+    assert [e for e in events if isinstance(e, TransportFailure)] == [TransportFailure(later)]
+    assert layer.transactions == [elsewhere]
+
+
+def test_transport_error_fails_a_cancel_outstanding_at_that_peer():
+    layer = TransactionLayer()
+    invite = request(branch="z9hG4bKout1")
+    txn, _ = layer.send_request(invite, ECRC, 0.0)
+    layer.receive(reply(invite, 183), ECRC, 0.3)
+    layer.cancel(txn, 0.4)
+    failed = [e.transaction.method for e in layer.transport_error(ECRC, 0.5) if isinstance(e, TransportFailure)]
+    assert failed == ["CANCEL"]  # the INVITE in Proceeding waits for its final response (§17.1.1.2)
+
+
 def test_timer_b_through_the_layer_yields_timeout_at_64_t1_and_forgets_the_transaction():
     layer = TransactionLayer()
     txn, _ = layer.send_request(request(branch="z9hG4bKa"), ECRC, 0.0)
